@@ -1,0 +1,171 @@
+"""The command line: the only place that reads arguments and writes files."""
+
+import os
+import shlex
+import sys
+import tempfile
+
+import click
+
+from . import __version__, catalog, spec as spec_module
+from .errors import DerivgenError
+
+FORMATS = ("latex", "markdown")
+
+
+def fail(message: str, code: int = 2):
+    click.echo(f"derivgen: error: {message}", err=True)
+    sys.exit(code)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DerivgenError(f"cannot write {path!r}: the folder {folder!r} does not exist")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".derivgen-", suffix=".tmp")
+    except OSError as exc:
+        raise DerivgenError(f"cannot write {path!r}: {exc.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except OSError as exc:
+        os.unlink(temporary)
+        raise DerivgenError(f"cannot write {path!r}: {exc.strerror}") from None
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _definitions(kind: str, items: tuple[str, ...]) -> dict:
+    pairs = {}
+    for item in items:
+        name, sep, formula = item.partition("=")
+        if not sep or not name.strip() or not formula.strip():
+            raise DerivgenError(f"--{'activation' if kind == 'activation' else 'loss-def'} takes NAME=EXPR, got {item!r}")
+        pairs[name.strip()] = formula
+    return spec_module.custom_definitions(kind, pairs)
+
+
+def load_spec(spec: str, loss, activation_defs, loss_defs):
+    return spec_module.load(spec, loss, _definitions("activation", activation_defs), _definitions("loss", loss_defs))
+
+
+def command_line(name: str, spec, args: list[str]) -> str:
+    """The command line that reproduces an output, for its header."""
+    words = ["derivgen", name, spec.source] + args
+    if spec.loss_was_given:
+        words += ["--loss", spec.loss.name]
+    return shlex.join(words)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+def spec_options(function):
+    """SPEC, --loss and the custom definitions, shared by the commands that take a network."""
+    function = click.option("--loss-def", "loss_defs", multiple=True, metavar="NAME=EXPR",
+                            help="A custom loss: a per-unit formula in a and y (repeatable).")(function)
+    function = click.option("--activation", "activation_defs", multiple=True, metavar="NAME=EXPR",
+                            help="A custom activation: a formula in x (repeatable).")(function)
+    function = click.option("--loss", default=None, help="Loss name (overrides a TOML file's).")(function)
+    return click.argument("spec")(function)
+
+
+class Group(click.Group):
+    """Turns every DerivgenError into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DerivgenError as exc:
+            fail(str(exc))
+        except RecursionError:
+            fail("the input is nested too deeply to process")
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="derivgen")
+def main():
+    """derivgen: backpropagation derived by SymPy, written as documents and as NumPy code.
+
+    SPEC is inline, as 784-128:relu-10:softmax (the input width, then width:activation
+    per layer), or the path of a TOML file.
+    """
+
+
+@main.command()
+@spec_options
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
+@click.option("-o", "--output", default=None, help="Write to FILE instead of stdout.")
+def derive(spec, loss, activation_defs, loss_defs, fmt, output):
+    """Write the derivation of SPEC's backpropagation as LaTeX or Markdown."""
+    from .derive import derive as run
+    from .render import render
+
+    network = load_spec(spec, loss, activation_defs, loss_defs)
+    _emit(render(run(network), fmt), output)
+
+
+@main.command()
+@spec_options
+@click.option("-o", "--output", default=None, help="Write the module to FILE instead of stdout.")
+@click.option("--check", is_flag=True, help="Exit 0 if FILE is exactly what would be generated, 1 if not; write nothing.")
+def generate(spec, loss, activation_defs, loss_defs, output, check):
+    """Write a standalone NumPy module with forward and backward for SPEC."""
+    from .codegen import generate as run
+    from .derive import derive
+
+    network = load_spec(spec, loss, activation_defs, loss_defs)
+    extra = [f"--activation={d}" for d in activation_defs] + [f"--loss-def={d}" for d in loss_defs]
+    text = run(derive(network), command_line("generate", network, extra))
+    if check:
+        if not output:
+            raise DerivgenError("--check needs -o FILE, the file to compare")
+        try:
+            with open(output, encoding="utf-8", newline="") as handle:
+                current = handle.read()
+        except OSError:
+            current = None
+        if current != text:
+            click.echo(f"{output} is not what derivgen would generate now", err=True)
+            sys.exit(1)
+        click.echo(f"{output} is current")
+        return
+    _emit(text, output)
+
+
+@main.command()
+@click.argument("module", type=click.Path(dir_okay=False))
+@click.option("--tolerance", default=1e-6, show_default=True, help="Largest relative error accepted.")
+@click.option("--batches", default=3, show_default=True, help="Random batches to check.")
+@click.option("--seed", default=0, show_default=True)
+def verify(module, tolerance, batches, seed):
+    """Check a generated module's gradients against central finite differences."""
+    from .verify import verify_module
+
+    report, worst = verify_module(module, batches=batches, seed=seed)
+    for name, error in report.items():
+        click.echo(f"{name:>6}  {error:.3e}")
+    verdict = "ok" if worst <= tolerance else "FAILED"
+    click.echo(f"largest relative error {worst:.3e} (tolerance {tolerance:.0e}): {verdict}")
+    if worst > tolerance:
+        sys.exit(1)
+
+
+@main.command(name="list")
+def list_():
+    """The built-in activations and losses, with their formulas."""
+    for kind, name, formula, aliases in catalog.listing():
+        also = f"  (also: {', '.join(aliases)})" if aliases else ""
+        click.echo(f"{kind:<10} {name:<11} {formula}{also}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The generated NumPy module: printed from the derivation, laid out by a template.
+
+Every forward and backward line is printed from a derived SymPy expression by
+printing.CodePrinter and carries the label of the equation it implements. The batch
+convention folds the one 1/B of the mean loss into the output delta, once.
+"""
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import __version__
+from . import naming as nm
+from .derivation import Derivation
+from .printing import numpy_code, sigmoid_form
+from .templating import render_template
+
+HE_INIT = "he"
+GLOROT_INIT = "glorot"
+
+
+@dataclass(frozen=True)
+class Line:
+    code: str
+    label: str = ""
+
+
+def _names(layer: int, target: str = "Y") -> dict[str, str]:
+    return {"a": f"A{layer}", "z": f"Z{layer}", "y": target}
+
+
+def _code(expr: sp.Expr, layer: int, helpers: set[str]) -> str:
+    return numpy_code(sigmoid_form(expr, nm.Z), _names(layer), helpers)
+
+
+def _relu_like(rule) -> bool:
+    """He initialisation suits activations that are zero (or nearly) for negative inputs
+    and the identity for positive ones: f(z) = z at z = 2 and |f(-2)| < 0.1."""
+    if rule.is_softmax:
+        return False
+    f = rule.forward
+    try:
+        return abs(float(f.subs(nm.Z, 2)) - 2) < 1e-12 and abs(float(f.subs(nm.Z, -2))) < 0.1
+    except (TypeError, ValueError):
+        return False
+
+
+def _forward(derivation: Derivation, helpers: set[str]) -> list[Line]:
+    lines = []
+    for l, rule in enumerate(derivation.activations, start=1):
+        label = nm.eq_forward(l)
+        lines.append(Line(f"Z{l} = A{l - 1} @ W{l}.T", label))
+        lines.append(Line(f"Z{l} += b{l}"))
+        if rule.is_softmax:
+            helpers.add("_softmax")
+            lines.append(Line(f"A{l} = _softmax(Z{l})"))
+        else:
+            lines.append(Line(f"A{l} = {_code(rule.forward, l, helpers)}"))
+    return lines
+
+
+def _saved(derivation: Derivation) -> list[str]:
+    """What backward needs: every activation; a pre-activation only where a derivative
+    (or the stable loss) is expressed in z."""
+    depth = derivation.spec.depth
+    keep = [f"A{l}" for l in range(depth + 1)]
+    keep += [f"Z{l}" for l, rule in enumerate(derivation.activations[:-1], start=1) if rule.in_output is None]
+    out = derivation.output
+    if out.uses_z or out.loss_from_logits is not None:
+        keep.append(f"Z{depth}")
+    return keep
+
+
+def _loss_expression(derivation: Derivation, helpers: set[str]) -> str:
+    out, L = derivation.output, derivation.spec.depth
+    if out.loss_from_logits is not None:
+        return numpy_code(out.loss_from_logits, _names(L), helpers)
+    per_unit = derivation.loss.per_unit
+    if out.activation.is_softmax:
+        per_unit = per_unit.subs({nm.A: nm.a[nm.k], nm.Y: nm.y[nm.k]})
+    return numpy_code(per_unit, _names(L), helpers)
+
+
+def _backward(derivation: Derivation, helpers: set[str]) -> list[Line]:
+    out, L = derivation.output, derivation.spec.depth
+    lines = []
+    label = f"{nm.EQ_OUTPUT_DELTA}, {nm.EQ_BATCH_DELTA}"
+    if out.collapsed is not None:
+        a = f"A{L}" if not out.uses_z else _code(out.activation.forward, L, helpers)
+        lines.append(Line(f"D{L} = {a} - Y", label))
+        scale = out.collapsed
+        lines.append(Line(f"D{L} /= B" if scale == 1 else f"D{L} *= {numpy_code(scale, {})} / B",
+                          "the batch mean's 1/B, once"))
+    else:
+        lines.append(Line(f"D{L} = {_code(out.result, L, helpers)}", label))
+        lines.append(Line(f"D{L} /= B", "the batch mean's 1/B, once"))
+    for l in range(L, 0, -1):
+        lines.append(Line(f'grads["W{l}"] = D{l}.T @ A{l - 1}', f"{nm.eq_grad_w(l)}, {nm.EQ_BATCH_GRAD_W}"))
+        lines.append(Line(f'grads["b{l}"] = D{l}.sum(axis=0)', f"{nm.eq_grad_b(l)}, {nm.EQ_BATCH_GRAD_B}"))
+        if l == 1:
+            break
+        rule = derivation.activations[l - 2]
+        lines.append(Line(f"D{l - 1} = D{l} @ W{l}", f"{nm.eq_delta(l - 1)}, {nm.EQ_HIDDEN_DELTA}"))
+        factor = rule.backward_form
+        if factor != 1:
+            lines.append(Line(f"D{l - 1} *= {_code(factor, l - 1, helpers)}", nm.eq_activation(rule.name)))
+    return lines
+
+
+def generate(derivation: Derivation, command: str) -> str:
+    """The module's source text. `command` is the derivgen command line that makes it."""
+    spec = derivation.spec
+    helpers: set[str] = set()
+    forward = _forward(derivation, helpers)
+    backward = _backward(derivation, helpers)
+    loss = _loss_expression(derivation, helpers)
+    init = [HE_INIT if _relu_like(rule) else GLOROT_INIT for rule in derivation.activations]
+    assumptions = [str(a.lhs.function) + " summed over units = " + str(a.rhs) for a in derivation.output.assumptions]
+    context = dict(
+        name=spec.name,
+        source=spec.source,
+        loss_name=spec.loss.name,
+        loss_was_given=spec.loss_was_given,
+        version=__version__,
+        command=command,
+        sizes=spec.sizes,
+        activations=[layer.activation.name for layer in spec.layers],
+        init=init,
+        params=nm.param_names(spec.depth),
+        depth=spec.depth,
+        forward=forward,
+        backward=backward,
+        saved=_saved(derivation),
+        loss=loss,
+        collapsed=derivation.output.collapsed is not None,
+        assumptions=assumptions,
+        targets_sum_to_one=bool(derivation.output.assumptions),
+        helpers=sorted(helpers),
+    )
+    return render_template("module.py.j2", context)

@@ -1,0 +1,175 @@
+"""Network specifications: inline text (`784-128:relu-10:softmax`) or a TOML file.
+
+Parsing validates everything a user can get wrong and raises DerivgenError with one
+clear line; what comes out is a frozen NetworkSpec whose names are all resolved.
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass
+
+from . import catalog
+from .catalog import Definition
+from .errors import DerivgenError
+
+MAX_LAYERS = 1000
+MAX_WIDTH = 1_000_000
+MAX_SPEC_LENGTH = 20_000
+
+
+@dataclass(frozen=True)
+class Layer:
+    units: int
+    activation: Definition
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    input: int
+    layers: tuple[Layer, ...]
+    loss: Definition
+    loss_was_given: bool  # False when the loss followed the output activation
+    source: str  # the spec as the user gave it (inline text or file name)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.input,) + tuple(layer.units for layer in self.layers)
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+
+def _width(text, where: str) -> int:
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise DerivgenError(f"{where}: width must be a positive integer, got {text!r}")
+    if isinstance(text, str):
+        text = text.strip()
+        if not text.isascii() or not text.isdigit():
+            raise DerivgenError(f"{where}: width must be a positive integer, got {text!r}")
+        text = int(text)
+    if not 1 <= text <= MAX_WIDTH:
+        raise DerivgenError(f"{where}: width must be between 1 and {MAX_WIDTH}, got {text}")
+    return text
+
+
+def custom_definitions(kind: str, items: dict[str, str]) -> dict[str, Definition]:
+    """Parse user definitions {name: formula} of one kind."""
+    out = {}
+    for name, formula in items.items():
+        key = catalog.check_custom_name(kind, name)
+        if key in out:
+            raise DerivgenError(f"{kind} '{key}' is defined twice")
+        out[key] = catalog.parse_definition(kind, key, formula)
+    return out
+
+
+def _build(name, input_width, layer_items, loss_name, activations, losses, source) -> NetworkSpec:
+    if not layer_items:
+        raise DerivgenError("the spec has no layers: give at least one 'width:activation' after the input width")
+    if len(layer_items) > MAX_LAYERS:
+        raise DerivgenError(f"the spec has {len(layer_items)} layers; at most {MAX_LAYERS} are supported")
+    layers = []
+    for number, (units, act_name) in enumerate(layer_items, start=1):
+        where = f"layer {number}"
+        units = _width(units, where)
+        if not isinstance(act_name, str) or not act_name.strip():
+            raise DerivgenError(f"{where}: needs an activation, as 'width:activation'")
+        activation = catalog.lookup("activation", act_name, activations)
+        if activation.is_softmax and number != len(layer_items):
+            raise DerivgenError(f"{where}: softmax is allowed only in the output layer")
+        layers.append(Layer(units, activation))
+    output = layers[-1].activation
+    given = loss_name is not None
+    loss_key = loss_name if given else catalog.default_loss(output.name)
+    if not isinstance(loss_key, str) or not loss_key.strip():
+        raise DerivgenError(f"the loss must be a name, got {loss_name!r}")
+    loss = catalog.lookup("loss", loss_key, losses)
+    return NetworkSpec(name, _width(input_width, "input"), tuple(layers), loss, given, source)
+
+
+def parse_inline(text: str, loss: str | None = None, activations=None, losses=None) -> NetworkSpec:
+    """`784-128:relu-10:softmax`: the input width, then `width:activation` per layer."""
+    text = text.strip()
+    if not text:
+        raise DerivgenError("the spec is empty; expected e.g. 784-128:relu-10:softmax")
+    if len(text) > MAX_SPEC_LENGTH:
+        raise DerivgenError(f"the spec is longer than {MAX_SPEC_LENGTH} characters")
+    head, *rest = text.split("-")
+    if ":" in head:
+        raise DerivgenError(f"the spec must start with the input width, as in 784-128:relu-10:softmax; got {head!r}")
+    items = []
+    for number, part in enumerate(rest, start=1):
+        units, sep, activation = part.partition(":")
+        if not sep:
+            raise DerivgenError(f"layer {number}: {part!r} must be 'width:activation', as in 128:relu")
+        items.append((units, activation))
+    return _build("network", head, items, loss, activations or {}, losses or {}, text)
+
+
+LAYER_KEYS = {"units", "activation"}
+TOP_KEYS = {"name", "input", "loss", "layers", "activations", "losses"}
+
+
+def _table(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise DerivgenError(f"{where} must be a table")
+    return value
+
+
+def _formulas(doc: dict, key: str) -> dict[str, str]:
+    out = {}
+    for name, entry in _table(doc.get(key, {}), f"[{key}]").items():
+        entry = _table(entry, f"[{key}.{name}]")
+        extra = set(entry) - {"expr"}
+        if extra or not isinstance(entry.get("expr"), str):
+            raise DerivgenError(f"[{key}.{name}] needs exactly one key, expr = \"formula\"")
+        out[name] = entry["expr"]
+    return out
+
+
+def parse_toml_text(text: str, source: str, loss: str | None = None,
+                    activations=None, losses=None) -> NetworkSpec:
+    """A TOML spec (see DESIGN.md); definitions given on the command line are added."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DerivgenError(f"{source}: not valid TOML: {exc}") from None
+    unknown = set(doc) - TOP_KEYS
+    if unknown:
+        raise DerivgenError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_KEYS))}")
+    name = doc.get("name", "network")
+    if not isinstance(name, str) or not catalog.NAME_PATTERN.fullmatch(name.lower()):
+        raise DerivgenError(f"{source}: name must be a short identifier (letters, digits, underscores), got {name!r}")
+    if "input" not in doc:
+        raise DerivgenError(f"{source}: missing key 'input' (the input width)")
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise DerivgenError(f"{source}: needs at least one [[layers]] table with units and activation")
+    items = []
+    for number, layer in enumerate(layers, start=1):
+        layer = _table(layer, f"{source}: [[layers]] number {number}")
+        if set(layer) != LAYER_KEYS:
+            raise DerivgenError(f"{source}: [[layers]] number {number} needs exactly the keys units and activation")
+        items.append((layer["units"], layer["activation"]))
+    acts = custom_definitions("activation", _formulas(doc, "activations")) | (activations or {})
+    loss_defs = custom_definitions("loss", _formulas(doc, "losses")) | (losses or {})
+    file_loss = doc.get("loss")
+    return _build(name, doc["input"], items, loss if loss is not None else file_loss, acts, loss_defs, source)
+
+
+def load(spec: str, loss: str | None = None, activations=None, losses=None) -> NetworkSpec:
+    """An inline spec, or the path of a TOML file (anything ending in .toml or naming a file)."""
+    if spec.endswith(".toml") or os.path.isfile(spec):
+        try:
+            with open(spec, "rb") as handle:
+                raw = handle.read(MAX_SPEC_LENGTH * 50 + 1)
+        except OSError as exc:
+            raise DerivgenError(f"cannot read spec file {spec!r}: {exc.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DerivgenError(f"spec file {spec!r} is not UTF-8 text") from None
+        return parse_toml_text(text, os.path.basename(spec), loss, activations, losses)
+    return parse_inline(spec, loss, activations, losses)

@@ -1,0 +1,225 @@
+"""Generated modules: finite differences, autograd, stability, dtypes, errors, independence."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cases import CASES
+from derivgen import verify
+from helpers import build, module_source
+
+try:
+    import torch
+except ImportError:  # the autograd comparison is skipped without PyTorch
+    torch = None
+
+
+@pytest.fixture(scope="module")
+def modules(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("modules")
+    cache = {}
+
+    def get(case):
+        if case not in cache:
+            cache[case] = build(*CASES[case], folder)
+        return cache[case]
+
+    return get
+
+
+def batch(module, rng, rows=5, dtype=np.float64):
+    X = rng.normal(size=(rows, module.LAYER_SIZES[0])).astype(dtype)
+    return X, verify.targets(module, rng, rows).astype(dtype)
+
+
+def random_params(module, seed, dtype=np.float64):
+    params = module.init_params(seed=seed, dtype=dtype)
+    rng = np.random.default_rng(seed + 100)
+    for name in module.PARAM_NAMES:
+        if name.startswith("b"):
+            params[name][:] = rng.normal(scale=0.2, size=params[name].shape)
+    return params
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_finite_differences(modules, case):
+    module = modules(case)
+    rng = np.random.default_rng(1)
+    for seed in range(2):
+        params = random_params(module, seed)
+        X, Y = batch(module, rng)
+        errors = verify.check_batch(module, params, X, Y, eps=1e-5, entries=40, rng=rng)
+        assert max(errors.values()) <= 1e-6, errors
+
+
+# ---------------------------------------------------------------- PyTorch, independently
+
+def torch_activation(name):
+    F = torch.nn.functional
+    return {
+        "identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
+        "leaky_relu": lambda z: F.leaky_relu(z, 0.01), "elu": F.elu, "softplus": lambda z: torch.log1p(torch.exp(z)),
+        "swish": F.silu, "gelu": F.gelu, "softmax": lambda z: torch.softmax(z, dim=1),
+    }[name]
+
+
+def torch_loss(name, a, y):
+    per_unit = {
+        "mse": lambda: 0.5 * (a - y) ** 2,
+        "bce": lambda: -(y * torch.log(a) + (1 - y) * torch.log(1 - a)),
+        "ce": lambda: -y * torch.log(a),
+    }[name]()
+    return per_unit.sum() / a.shape[0]
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matches_torch_autograd(modules, case):
+    module = modules(case)
+    rng = np.random.default_rng(2)
+    params = random_params(module, 3)
+    X, Y = batch(module, rng)
+    value, grads = module.loss_and_grad(params, X, Y)
+    tparams = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    a = torch.tensor(X)
+    for l, name in enumerate(module.ACTIVATIONS, start=1):
+        a = torch_activation(name)(a @ tparams[f"W{l}"].T + tparams[f"b{l}"])
+    reference = torch_loss(module.LOSS, a, torch.tensor(Y))
+    reference.backward()
+    assert value == pytest.approx(reference.item(), rel=1e-12)
+    for name in module.PARAM_NAMES:
+        np.testing.assert_allclose(grads[name], tparams[name].grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+# ---------------------------------------------------------------- numerics and dtypes
+
+STABLE = ["softmax-ce", "sigmoid-bce", "identity-mse", "sigmoid-mse", "softmax-mse", "sigmoid-ce"]
+
+
+@pytest.mark.parametrize("case", STABLE)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_extreme_logits_stay_finite(modules, case, dtype):
+    module = modules(case)
+    params = random_params(module, 0, dtype)
+    L = len(module.LAYER_SIZES) - 1
+    width = module.LAYER_SIZES[-1]
+    params[f"W{L}"][:] = 0
+    params[f"b{L}"][:] = np.resize([1e3, -1e3], width)
+    X, Y = batch(module, np.random.default_rng(0), dtype=dtype)
+    value, grads = module.loss_and_grad(params, X, Y)
+    assert np.isfinite(value)
+    for g in grads.values():
+        assert np.all(np.isfinite(g))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_float32_stays_float32(modules, case):
+    module = modules(case)
+    params = random_params(module, 0, np.float32)
+    X, Y = batch(module, np.random.default_rng(0), dtype=np.float32)
+    Yhat, cache = module.forward(params, X)
+    assert Yhat.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in cache.values())
+    value, grads = module.loss_and_grad(params, X, Y)
+    assert isinstance(value, float)
+    for name in module.PARAM_NAMES:
+        assert grads[name].dtype == np.float32 and grads[name].shape == params[name].shape
+
+
+def test_float32_gradients_close_to_float64(modules):
+    module = modules("deep")
+    p64 = random_params(module, 0)
+    X, Y = batch(module, np.random.default_rng(0))
+    _, g64 = module.loss_and_grad(p64, X, Y)
+    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
+    _, g32 = module.loss_and_grad(p32, X.astype(np.float32), Y.astype(np.float32))
+    for name in module.PARAM_NAMES:
+        np.testing.assert_allclose(g32[name], g64[name], rtol=2e-3, atol=2e-5)
+
+
+# ---------------------------------------------------------------- contract
+
+def test_public_names_and_shapes(modules):
+    module = modules("softmax-ce")
+    assert module.LAYER_SIZES == (3, 4, 3) and module.ACTIVATIONS == ("relu", "softmax") and module.LOSS == "ce"
+    params = module.init_params(seed=0)
+    assert set(params) == {"W1", "b1", "W2", "b2"}
+    assert params["W1"].shape == (4, 3) and params["b1"].shape == (4,)
+    X, Y = batch(module, np.random.default_rng(0))
+    assert module.predict(params, X).shape == (5, 3)
+    assert module.gradient_check(params, X, Y, eps=1e-5) < 1e-6
+    np.testing.assert_allclose(module.predict(params, X).sum(axis=1), 1)
+
+
+def test_init_is_seeded_and_scaled(modules):
+    module = modules("wide")
+    a, b = module.init_params(seed=1), module.init_params(seed=1)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["W1"], module.init_params(seed=2)["W1"])
+    # He before the relu layer, Glorot before the sigmoid output
+    assert np.std(a["W1"]) == pytest.approx(np.sqrt(2 / 30), rel=0.15)
+    assert np.std(a["W3"]) == pytest.approx(np.sqrt(2 / 50), rel=0.25)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p, X, Y: (p, X[:, :2], Y), "X has shape"),
+    (lambda p, X, Y: (p, X[0], Y), "X has shape"),
+    (lambda p, X, Y: (p, X.astype(np.float32), Y), "dtype"),
+    (lambda p, X, Y: (p, X.tolist(), Y), "X must be a NumPy array"),
+    (lambda p, X, Y: (p, X, Y[:2]), "Y has shape"),
+    (lambda p, X, Y: (p, X, Y.astype(np.float32)), "dtype"),
+    (lambda p, X, Y: ({k: v for k, v in p.items() if k != "b2"}, X, Y), "missing b2"),
+    (lambda p, X, Y: ({**p, "W1": p["W1"].T}, X, Y), "params['W1'] has shape"),
+    (lambda p, X, Y: ({**p, "W2": p["W2"].astype(np.float32)}, X, Y), "dtype"),
+    (lambda p, X, Y: ({**p, "W2": p["W2"].astype(int)}, X, Y), "floating"),
+    (lambda p, X, Y: ([1, 2], X, Y), "params must be a dict"),
+])
+def test_wrong_inputs_raise_value_error(modules, mutate, message):
+    module = modules("softmax-ce")
+    params = module.init_params()
+    X, Y = batch(module, np.random.default_rng(0))
+    p, X, Y = mutate(params, X, Y)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        module.loss_and_grad(p, X, Y)
+
+
+def test_backward_lines_cite_equations(modules):
+    text = module_source(*CASES["deep"])
+    body = text.split("def backward", 1)[1].split("\ndef ", 1)[0]
+    for line in body.splitlines():
+        if "=" in line and ("D" in line.split("=")[0] or "grads[" in line):
+            assert "  # " in line, line
+
+
+def test_deterministic():
+    assert module_source(*CASES["deep"]) == module_source(*CASES["deep"])
+
+
+def test_fused_output_delta_where_proved():
+    assert "D2 = A2 - Y" in module_source(*CASES["softmax-ce"])
+    assert "D2 = A2 - Y" in module_source(*CASES["sigmoid-bce"])
+    assert "D2 = A2 - Y" in module_source(*CASES["identity-mse"])
+    assert "D2 = A2 - Y" not in module_source(*CASES["sigmoid-mse"])
+    assert "D2 = A2 - Y" not in module_source(*CASES["softmax-mse"])
+
+
+def test_module_needs_neither_sympy_nor_derivgen(tmp_path):
+    path = tmp_path / "standalone.py"
+    path.write_text(module_source(*CASES["hidden-gelu"]))
+    script = f"""
+import sys
+sys.modules["sympy"] = None
+sys.modules["derivgen"] = None
+import importlib.util, numpy as np
+spec = importlib.util.spec_from_file_location("standalone", {str(path)!r})
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+p = m.init_params()
+X = np.ones((2, 4)); Y = np.full((2, 3), 1 / 3)
+print(m.loss(p, X, Y) > 0)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
