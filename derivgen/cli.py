@@ -1,9 +1,12 @@
 """The command line: the only place that reads arguments and writes files."""
 
+import contextlib
 import os
 import shlex
+import signal
 import sys
 import tempfile
+import threading
 
 import click
 
@@ -11,11 +14,43 @@ from . import __version__, catalog, spec as spec_module
 from .errors import DerivgenError
 
 FORMATS = ("latex", "markdown")
+TIME_LIMIT = float(os.environ.get("DERIVGEN_TIME_LIMIT", "60"))  # seconds for one command
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Stop a derivation that runs too long (a pathological formula) with a clear error.
+    Uses SIGALRM, so only in the main thread of a Unix process; elsewhere no limit."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise DerivgenError(f"the derivation took longer than {seconds:g} s and was stopped; "
+                            "simplify the formula (or set DERIVGEN_TIME_LIMIT)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def fail(message: str, code: int = 2):
     click.echo(f"derivgen: error: {message}", err=True)
     sys.exit(code)
+
+
+def _file_mode(path: str) -> int:
+    """An existing file keeps its permissions; a new one gets 0666 less the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -30,6 +65,7 @@ def write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
+        os.chmod(temporary, _file_mode(path))  # mkstemp makes 0600; give what open() would
         os.replace(temporary, path)
     except OSError as exc:
         os.unlink(temporary)
@@ -83,7 +119,8 @@ class Group(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with time_limit(TIME_LIMIT):
+                return super().invoke(ctx)
         except DerivgenError as exc:
             fail(str(exc))
         except RecursionError:

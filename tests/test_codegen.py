@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from cases import CASES
+from cases import CASES, CUSTOM
 from derivgen import verify
+from derivgen.spec import custom_definitions
 from helpers import build, module_source
 
 try:
@@ -24,7 +25,13 @@ def modules(tmp_path_factory):
 
     def get(case):
         if case not in cache:
-            cache[case] = build(*CASES[case], folder)
+            if case in CUSTOM:
+                spec, loss, activations, losses = CUSTOM[case]
+                definitions = dict(activations=custom_definitions("activation", activations),
+                                   losses=custom_definitions("loss", losses))
+                cache[case] = build(spec, loss, folder, **definitions)
+            else:
+                cache[case] = build(*CASES[case], folder)
         return cache[case]
 
     return get
@@ -44,7 +51,10 @@ def random_params(module, seed, dtype=np.float64):
     return params
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+ALL = sorted(CASES) + sorted(CUSTOM)
+
+
+@pytest.mark.parametrize("case", ALL)
 def test_finite_differences(modules, case):
     module = modules(case)
     rng = np.random.default_rng(1)
@@ -63,6 +73,11 @@ def torch_activation(name):
         "identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
         "leaky_relu": lambda z: F.leaky_relu(z, 0.01), "elu": F.elu, "softplus": lambda z: torch.log1p(torch.exp(z)),
         "swish": F.silu, "gelu": F.gelu, "softmax": lambda z: torch.softmax(z, dim=1),
+        # custom formulas of cases.CUSTOM
+        "mish": lambda z: z * torch.tanh(torch.log1p(torch.exp(z))),
+        "kinked": lambda z: torch.clamp(z, min=0) + 0.1 * torch.clamp(z, max=0),
+        "absval": torch.abs, "halfelu": lambda z: torch.where(z > 0, z, 0.5 * (torch.exp(z) - 1)),
+        "logit": torch.sigmoid, "lin": lambda z: z,
     }[name]
 
 
@@ -71,12 +86,16 @@ def torch_loss(name, a, y):
         "mse": lambda: 0.5 * (a - y) ** 2,
         "bce": lambda: -(y * torch.log(a) + (1 - y) * torch.log(1 - a)),
         "ce": lambda: -y * torch.log(a),
+        "quartic": lambda: (a - y) ** 4 / 4, "logcosh": lambda: torch.log(torch.cosh(a - y)),
+        "kl": lambda: y * torch.log(y) - y * torch.log(a),
+        "xent": lambda: -(y * torch.log(a) + (1 - y) * torch.log(1 - a)),
+        "nll2": lambda: -y * torch.log(a), "half": lambda: 0.5 * (y - a) ** 2,
     }[name]()
     return per_unit.sum() / a.shape[0]
 
 
 @pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", ALL)
 def test_matches_torch_autograd(modules, case):
     module = modules(case)
     rng = np.random.default_rng(2)
@@ -96,7 +115,8 @@ def test_matches_torch_autograd(modules, case):
 
 # ---------------------------------------------------------------- numerics and dtypes
 
-STABLE = ["softmax-ce", "sigmoid-bce", "identity-mse", "sigmoid-mse", "softmax-mse", "sigmoid-ce"]
+STABLE = ["softmax-ce", "sigmoid-bce", "identity-mse", "sigmoid-mse", "softmax-mse", "sigmoid-ce",
+          "respelled-sigmoid-bce", "respelled-softmax-ce", "respelled-identity-mse"]
 
 
 @pytest.mark.parametrize("case", STABLE)
@@ -115,7 +135,7 @@ def test_extreme_logits_stay_finite(modules, case, dtype):
         assert np.all(np.isfinite(g))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", ALL)
 def test_float32_stays_float32(modules, case):
     module = modules(case)
     params = random_params(module, 0, np.float32)
@@ -196,6 +216,15 @@ def test_backward_lines_cite_equations(modules):
 
 def test_deterministic():
     assert module_source(*CASES["deep"]) == module_source(*CASES["deep"])
+
+
+@pytest.mark.parametrize("case", [c for c in CUSTOM if c.startswith("respelled")])
+def test_respelled_builtins_use_the_fused_delta(modules, case):
+    source = module_source(CUSTOM[case][0], CUSTOM[case][1],
+                           activations=custom_definitions("activation", CUSTOM[case][2]),
+                           losses=custom_definitions("loss", CUSTOM[case][3]))
+    assert "D2 = A2 - Y" in source
+    assert "np.log(A2" not in source  # the loss is computed from the logits where it can be
 
 
 def test_fused_output_delta_where_proved():
