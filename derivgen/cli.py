@@ -39,6 +39,8 @@ def time_limit(seconds: float):
 
 
 def fail(message: str, code: int = 2):
+    # one line, whatever the message (an imported module's exception may span several)
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
     click.echo(f"derivgen: error: {message}", err=True)
     sys.exit(code)
 

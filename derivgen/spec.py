@@ -15,6 +15,7 @@ from .errors import DerivgenError
 MAX_LAYERS = 1000
 MAX_WIDTH = 1_000_000
 MAX_SPEC_LENGTH = 20_000
+MAX_SPEC_FILE_BYTES = MAX_SPEC_LENGTH * 50
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class NetworkSpec:
 
 
 def _width(text, where: str) -> int:
+    """A width from inline text (a digit string) or from TOML (an integer, never a string)."""
     if isinstance(text, bool) or not isinstance(text, (int, str)):
         raise DerivgenError(f"{where}: width must be a positive integer, got {text!r}")
     if isinstance(text, str):
@@ -74,7 +76,9 @@ def _build(name, input_width, layer_items, loss_name, activations, losses, sourc
     for number, (units, act_name) in enumerate(layer_items, start=1):
         where = f"layer {number}"
         units = _width(units, where)
-        if not isinstance(act_name, str) or not act_name.strip():
+        if not isinstance(act_name, str):
+            raise DerivgenError(f"{where}: the activation must be a name such as \"relu\", got {act_name!r}")
+        if not act_name.strip():
             raise DerivgenError(f"{where}: needs an activation, as 'width:activation'")
         activation = catalog.lookup("activation", act_name, activations)
         if activation.is_softmax and number != len(layer_items):
@@ -100,8 +104,16 @@ def parse_inline(text: str, loss: str | None = None, activations=None, losses=No
     if ":" in head:
         raise DerivgenError(f"the spec must start with the input width, as in 784-128:relu-10:softmax; got {head!r}")
     items = []
-    for number, part in enumerate(rest, start=1):
+    for part in rest:
+        number = len(items) + 1
+        if not part.strip():
+            raise DerivgenError(f"layer {number} is empty (a stray '-'?): widths are positive integers, "
+                                "layers are 'width:activation', as in 784-128:relu-10:softmax")
         units, sep, activation = part.partition(":")
+        if not sep and items and not part.strip()[0].isdigit():
+            # a '-' inside an activation's name, as in 2:leaky-relu
+            items[-1] = (items[-1][0], f"{items[-1][1]}-{part}")
+            continue
         if not sep:
             raise DerivgenError(f"layer {number}: {part!r} must be 'width:activation', as in 128:relu")
         items.append((units, activation))
@@ -120,7 +132,9 @@ def _table(value, where: str) -> dict:
 
 def _formulas(doc: dict, key: str) -> dict[str, str]:
     out = {}
+    kind = {"activations": "activation", "losses": "loss"}[key]
     for name, entry in _table(doc.get(key, {}), f"[{key}]").items():
+        catalog.check_custom_name(kind, name)  # before the name goes into a message
         entry = _table(entry, f"[{key}.{name}]")
         extra = set(entry) - {"expr"}
         if extra or not isinstance(entry.get("expr"), str):
@@ -147,11 +161,15 @@ def parse_toml_text(text: str, source: str, loss: str | None = None,
     layers = doc.get("layers")
     if not isinstance(layers, list) or not layers:
         raise DerivgenError(f"{source}: needs at least one [[layers]] table with units and activation")
+    if not isinstance(doc["input"], int) or isinstance(doc["input"], bool):
+        raise DerivgenError(f"{source}: input must be a positive integer, got {doc['input']!r}")
     items = []
     for number, layer in enumerate(layers, start=1):
         layer = _table(layer, f"{source}: [[layers]] number {number}")
         if set(layer) != LAYER_KEYS:
             raise DerivgenError(f"{source}: [[layers]] number {number} needs exactly the keys units and activation")
+        if not isinstance(layer["units"], int) or isinstance(layer["units"], bool):
+            raise DerivgenError(f"{source}: layer {number}: units must be a positive integer, got {layer['units']!r}")
         items.append((layer["units"], layer["activation"]))
     acts = custom_definitions("activation", _formulas(doc, "activations")) | (activations or {})
     loss_defs = custom_definitions("loss", _formulas(doc, "losses")) | (losses or {})
@@ -164,9 +182,11 @@ def load(spec: str, loss: str | None = None, activations=None, losses=None) -> N
     if spec.endswith(".toml") or os.path.isfile(spec):
         try:
             with open(spec, "rb") as handle:
-                raw = handle.read(MAX_SPEC_LENGTH * 50 + 1)
+                raw = handle.read(MAX_SPEC_FILE_BYTES + 1)
         except OSError as exc:
             raise DerivgenError(f"cannot read spec file {spec!r}: {exc.strerror}") from None
+        if len(raw) > MAX_SPEC_FILE_BYTES:  # never parse a silently truncated file
+            raise DerivgenError(f"spec file {spec!r} is larger than {MAX_SPEC_FILE_BYTES} bytes")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

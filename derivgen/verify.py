@@ -23,7 +23,7 @@ def load_module(path: str):
         spec.loader.exec_module(module)
     except FileNotFoundError:
         raise DerivgenError(f"no such file: {path!r}") from None
-    except Exception as exc:  # a broken module is a user error here
+    except (Exception, SystemExit) as exc:  # a broken module is a user error here
         raise DerivgenError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
     missing = [name for name in REQUIRED if not hasattr(module, name)]
     if missing:
