@@ -186,7 +186,7 @@ def _elementwise(definition) -> ActivationRule:
     steps = [Step(_eq(phi, f), "definition"), Step(_eq(dphi, fp), "differentiate")]
     if g is not None:
         g = tidy(g)
-        steps.append(Step(_eq(dphi, g), f"with a = \\phi(z); verified {how}ally"))
+        steps.append(Step(_eq(dphi, g), f"with $a = \\varphi(z)$; verified {how}ally"))
     return ActivationRule(definition, f, fp, g, how, tuple(steps))
 
 
@@ -205,7 +205,7 @@ def _softmax(definition) -> ActivationRule:
     lhs = sp.Derivative(nm.a[nm.j], nm.z[nm.k])
     steps = (Step(_eq(nm.a[nm.j], a_j), "definition"),
              Step(_eq(lhs, contracted), "quotient rule; the sum contributes only at i = k"),
-             Step(_eq(lhs, jacobian), "with a_j = e^{z_j} / \\sum_i e^{z_i}"))
+             Step(_eq(lhs, jacobian), "with $a_j = e^{z_j} / \\sum_i e^{z_i}$"))
     return ActivationRule(definition, a_j, jacobian, jacobian, "symbolic", steps)
 
 
@@ -219,6 +219,15 @@ def loss_rule(definition) -> LossRule:
 
 
 # ---------------------------------------------------------------- output delta
+
+def _conclude(steps: list[Step], result: sp.Expr, reason: str) -> None:
+    """Add the proved result, or give the proof as the reason of an equal last step."""
+    last = steps[-1]
+    if not isinstance(last.expr, sp.Eq) and sp.simplify(last.expr - result) == 0:
+        steps[-1] = Step(result, f"{last.reason}; {reason}")
+    else:
+        steps.append(Step(result, reason))
+
 
 def _collapse(delta: sp.Expr, a: sp.Expr, y: sp.Expr) -> sp.Expr | None:
     """The constant c with delta = c (a - y), proved by simplification, else None."""
@@ -272,7 +281,7 @@ def _elementwise_delta(act: ActivationRule, loss: LossRule) -> OutputDelta:
     result = simplified
     if c is not None:
         result = c * (a - nm.Y)
-        steps.append(Step(result, "proved: the quotient by (a - y) simplifies to a constant"))
+        _conclude(steps, result, "proved: the quotient by $(a - y)$ simplifies to a constant")
     from_logits = _logits_form(loss.per_unit.subs(nm.A, act.forward))
     return OutputDelta(act, loss, tuple(steps), result, c, (), uses_z, from_logits)
 
@@ -286,10 +295,10 @@ def _softmax_delta(act: ActivationRule, loss: LossRule) -> OutputDelta:
     grad = {g[t]: loss.gradient.subs({nm.A: nm.a[t], nm.Y: nm.y[t]}) for t in (j, k)}
     specific = general.xreplace(grad)
     factored = contract(sp.expand(specific))
-    steps = [Step(chain, "chain rule through the Jacobian, with g_j = \\partial \\ell / \\partial a_j"),
+    steps = [Step(chain, "chain rule through the Jacobian, with $g_j = \\partial \\ell / \\partial a_j$"),
              Step(general, "the Kronecker delta picks j = k"),
              Step(specific, "substitute g_j")]
-    if factored != specific:
+    if sp.count_ops(factored) < sp.count_ops(specific):
         steps.append(Step(factored, "simplify"))
     assumptions = ()
     c = _collapse(factored, nm.a[k], nm.y[k])
@@ -305,7 +314,7 @@ def _softmax_delta(act: ActivationRule, loss: LossRule) -> OutputDelta:
                 steps.append(Step(assumed, "the targets sum to one"))
     if c is not None:
         result = c * (nm.a[k] - nm.y[k])
-        steps.append(Step(result, "proved: the quotient by (a_k - y_k) simplifies to a constant"))
+        _conclude(steps, result, "proved: the quotient by $(a_k - y_k)$ simplifies to a constant")
     # log a_k = z_k - log sum_j exp(z_j): from the definition.
     per_unit = loss.per_unit.subs({nm.A: nm.a[k], nm.Y: nm.y[k]})
     log_a = nm.z[k] - sp.log(sp.Sum(sp.exp(nm.z[j]), (j, 1, nm.n)))
@@ -331,12 +340,12 @@ def dense_rules() -> DenseRules:
     grad_w = backprop(nm.W[nm.i, nm.j])
     grad_b = backprop(nm.b[nm.i])
     grad_in = backprop(nm.a_prev[nm.j]).xreplace({r: nm.i})
-    z_i = z_r.subs(r, nm.i).subs(s, nm.j)
+    z_i = sp.Sum(nm.W[nm.i, nm.j] * nm.a_prev[nm.j], (nm.j, 1, nm.m)) + nm.b[nm.i]
     dl = lambda v: sp.Derivative(nm.ell(v), v)  # noqa: E731
     steps = (Step(_eq(nm.z[nm.i], z_i), "the dense layer"),
-             Step(_eq(dl(nm.W[nm.i, nm.j]), grad_w), "chain rule; only z_i depends on W_ij"),
+             Step(_eq(dl(nm.W[nm.i, nm.j]), grad_w), "chain rule; only $z_i$ depends on $W_{ij}$"),
              Step(_eq(dl(nm.b[nm.i]), grad_b), "chain rule"),
-             Step(_eq(dl(nm.a_prev[nm.j]), grad_in), "chain rule; every z_i depends on a_j"))
+             Step(_eq(dl(nm.a_prev[nm.j]), grad_in), "chain rule; every $z_i$ depends on $a_j$"))
     return DenseRules(z_i, grad_w, grad_b, grad_in, steps)
 
 

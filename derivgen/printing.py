@@ -15,12 +15,14 @@ float32 (NumPy treats Python scalars as weak).
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from . import naming as nm
 
 _GREEK = {"delta": r"\delta"}
 _LAYERED = {"a", "z", "W", "b", "delta"}
 _WIDTHS = {"n": "layer", "m": "prev_layer"}
+_UNIT = {"a", "z", "y"}
 _SHAPED = {
     "vector": {"a": r"\mathbf{a}", "z": r"\mathbf{z}", "y": r"\mathbf{y}", "delta": r"\boldsymbol{\delta}"},
     "batch": {"a": "A", "z": "Z", "y": "Y", "delta": r"\Delta"},
@@ -29,9 +31,11 @@ _SHAPED = {
 
 class MathPrinter(LatexPrinter):
     """LaTeX for the documents. Settings: `layer` and `prev_layer` (None, an int, or a
-    string such as 'l'); `shape` None (per unit), "vector" or "batch"."""
+    string such as 'l'); `shape` None (per unit), "vector" or "batch"; `index`, a unit
+    index for the per-unit scalars a, z, y (a^{(L)}_k)."""
 
-    _default_settings = {**LatexPrinter._default_settings, "layer": None, "prev_layer": None, "shape": None}
+    _default_settings = {**LatexPrinter._default_settings, "layer": None, "prev_layer": None, "shape": None,
+                         "index": None}
 
     def _sup(self, name: str, previous: bool = False) -> str:
         layer = self._settings["prev_layer" if previous else "layer"]
@@ -49,9 +53,52 @@ class MathPrinter(LatexPrinter):
             return f"{base}^{{({layer})}}" if layer is not None and expr.name != "y" else base
         if expr.name in _WIDTHS and self._settings[_WIDTHS[expr.name]] is not None:
             return f"n_{{{self._settings[_WIDTHS[expr.name]]}}}"
+        if self._settings["index"] is not None and expr.name in _UNIT:
+            return f"{self._sup(expr.name)}_{{{self._settings['index']}}}"
         if expr.name in _LAYERED and layer is not None:
             return self._sup(expr.name)
         return super()._print_Symbol(expr, style)
+
+    @staticmethod
+    def _factor_rank(factor) -> int:
+        if factor.is_number:
+            return 0
+        if isinstance(factor, sp.Indexed) and factor.base.label.name in ("W", "delta"):
+            return 1 if factor.base.label.name == "W" else 2
+        if isinstance(factor, (sp.Function, sp.Sum)) and not isinstance(factor, sp.KroneckerDelta):
+            return 4
+        return 3
+
+    def _reordered(self, expr) -> str | None:
+        """The order a teacher writes: numbers, W, delta, plain factors, then functions and
+        sums (W_ij delta_i, delta_i a_j, y_k log(a_k); SymPy prints a_j delta_i, log(a_k) y_k).
+        Products without a denominator only; None when SymPy's order already is that."""
+        sign = ""
+        if expr.could_extract_minus_sign():
+            sign, expr = "- ", -expr
+        if not expr.is_Mul or any(f.is_Pow and f.exp.is_negative for f in expr.args):
+            return None
+        factors = expr.as_ordered_factors()
+        ordered = sorted(factors, key=self._factor_rank)
+        if ordered == factors:
+            return None
+        parts = []
+        for index, factor in enumerate(ordered):
+            tex = self._print(factor)
+            if self._needs_mul_brackets(factor, first=index == 0, last=index == len(ordered) - 1):
+                tex = rf"\left({tex}\right)"
+            parts.append(tex)
+        return sign + " ".join(parts)
+
+    def _coefficient_of_sum(self, expr) -> str | None:
+        """1/2 sum(...) rather than a fraction with the sum on top."""
+        coeff, rest = expr.as_coeff_Mul()
+        if not (coeff.is_Rational and not coeff.is_Integer and rest.has(sp.Sum)) or \
+                any(f.is_Pow and f.exp.is_negative for f in sp.Mul.make_args(rest)):
+            return None
+        sign = "- " if coeff < 0 else ""
+        body = self._print(rest) if isinstance(rest, sp.Sum) else self.parenthesize(rest, PRECEDENCE["Mul"])
+        return f"{sign}{self._print(abs(coeff))} {body}"
 
     def _print_Mul(self, expr):
         # Each call sets the separator LatexPrinter reads on entry, so nested calls
@@ -59,6 +106,10 @@ class MathPrinter(LatexPrinter):
         factors = expr.args
         arrays = [f for f in factors if self._is_array(f)]
         if len(arrays) < 2:
+            if self._settings["shape"] is None:
+                special = self._coefficient_of_sum(expr) or self._reordered(expr)
+                if special is not None:
+                    return special
             trailing_number = factors[0] is not sp.S.One and any(f.is_Number for f in factors[1:])
             self._settings["mul_symbol_latex"] = r" \cdot " if trailing_number else " "
             return super()._print_Mul(expr)
@@ -107,9 +158,22 @@ class MathPrinter(LatexPrinter):
         return rf"\frac{{\partial {top}}}{{\partial {self._print(var)}}}"
 
 
-def latex(expr, layer=None, prev_layer=None, shape=None) -> str:
+def _constants_out_of_sums(expr):
+    """-sum(-y_j) reads better as sum(y_j): a number multiplying a summand goes outside."""
+    def numeric_factor(e):
+        return isinstance(e, sp.Sum) and e.function.as_coeff_Mul()[0] != 1
+
+    def pull(e):
+        coeff, rest = e.function.as_coeff_Mul()
+        return coeff * sp.Sum(rest, *e.limits)
+
+    return expr.replace(numeric_factor, pull) if isinstance(expr, sp.Basic) and expr.has(sp.Sum) else expr
+
+
+def latex(expr, layer=None, prev_layer=None, shape=None, index=None) -> str:
     """LaTeX for a document; see MathPrinter for the settings."""
-    return MathPrinter({"layer": layer, "prev_layer": prev_layer, "shape": shape}).doprint(expr)
+    printer = MathPrinter({"layer": layer, "prev_layer": prev_layer, "shape": shape, "index": index})
+    return printer.doprint(_constants_out_of_sums(expr))
 
 
 # ---------------------------------------------------------------- NumPy
