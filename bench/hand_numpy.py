@@ -1,0 +1,120 @@
+"""Hand-written vectorised NumPy backprop: the "hand" peer of bench.py.
+
+The best plain NumPy a careful engineer would write for a dense network with a fixed
+batch size: every buffer allocated once, every elementwise step in place (`out=`), the
+output delta fused to (a - y) where it collapses, a stable softmax/log-sum-exp, and the
+1/B of the batch mean applied once, to the output delta. Derivatives are taken from the
+saved activations (relu' = [a > 0], tanh' = 1 - a^2, sigmoid' = a(1 - a)), so
+pre-activations are overwritten in place.
+
+Conventions match derivgen's generated modules: W{l} has shape (n_l, n_{l-1}),
+b{l} shape (n_l,), Z = A @ W.T + b, mse = 1/2 sum_k (a_k - y_k)^2 per sample,
+ce = -sum_k y_k log softmax(z)_k, loss = mean over the batch.
+"""
+import numpy as np
+
+HIDDEN = ("relu", "tanh", "sigmoid", "identity")
+
+
+class HandMLP:
+    """Preallocated training step for one architecture, batch size and dtype.
+
+    `loss_and_grad` returns the same gradient dict (same arrays) on every call: the
+    buffers are reused, so copy them if you need to keep a step's gradients.
+    """
+
+    def __init__(self, sizes, activations, loss, batch, dtype=np.float64):
+        *hidden, out = activations
+        if any(a not in HIDDEN for a in hidden):
+            raise NotImplementedError(f"hidden activations {hidden}")
+        if (out, loss) not in {("softmax", "ce"), ("identity", "mse"), ("sigmoid", "mse")}:
+            raise NotImplementedError(f"output {out} with loss {loss}")
+        self.sizes, self.activations, self.loss_name = tuple(sizes), tuple(activations), loss
+        self.depth, self.batch, self.dtype = len(sizes) - 1, batch, np.dtype(dtype)
+        new = lambda *shape: np.empty(shape, self.dtype)
+        # index l = 1..L; index 0 unused (A[0] is X, supplied per call)
+        self.A = [None] + [new(batch, n) for n in sizes[1:]]       # activations (Z first)
+        self.D = [None] + [new(batch, n) for n in sizes[1:]]       # deltas dL/dZ
+        self.T = [None] + [new(batch, n) for n in sizes[1:]]       # derivative scratch
+        self.mask = [None] + [np.empty((batch, n), bool) for n in sizes[1:]]
+        self.W_names = [None] + [f"W{l}" for l in range(1, self.depth + 1)]
+        self.b_names = [None] + [f"b{l}" for l in range(1, self.depth + 1)]
+        self.grads = {}
+        for l in range(1, self.depth + 1):
+            self.grads[self.W_names[l]] = new(sizes[l], sizes[l - 1])
+            self.grads[self.b_names[l]] = new(sizes[l])
+        self.gW = [None] + [self.grads[k] for k in self.W_names[1:]]
+        self.gb = [None] + [self.grads[k] for k in self.b_names[1:]]
+
+    def loss_and_grad(self, params, X, Y):
+        L, inv_b = self.depth, 1.0 / self.batch
+        A, D, T = self.A, self.D, self.T
+        W = [None] + [params[k] for k in self.W_names[1:]]
+
+        # forward: Z = A_prev @ W.T + b, then the activation in place
+        prev = X
+        for l in range(1, L + 1):
+            Z = A[l]
+            np.matmul(prev, W[l].T, out=Z)
+            np.add(Z, params[self.b_names[l]], out=Z)
+            if l < L:
+                _activate(self.activations[l - 1], Z)
+            prev = Z
+
+        # output layer: loss and fused delta (already divided by B)
+        Z, DL = A[L], D[L]
+        if self.loss_name == "ce":                       # softmax + cross-entropy
+            Z -= Z.max(axis=1, keepdims=True)              # shifted logits S
+            y_dot_s = np.vdot(Y, Z)
+            np.exp(Z, out=Z)
+            total = Z.sum(axis=1, keepdims=True)
+            Z /= total                                     # softmax
+            loss = (np.dot(Y.sum(axis=1), np.log(total[:, 0])) - y_dot_s) * inv_b
+            np.subtract(Z, Y, out=DL)                      # delta = a - y
+        else:                                            # mse: 1/2 sum (a - y)^2
+            if self.activations[-1] == "sigmoid":
+                _activate("sigmoid", Z)
+            np.subtract(Z, Y, out=DL)
+            loss = 0.5 * np.vdot(DL, DL) * inv_b
+            if self.activations[-1] == "sigmoid":          # delta = (a - y) a (1 - a)
+                np.subtract(1.0, Z, out=T[L])
+                np.multiply(T[L], Z, out=T[L])
+                np.multiply(DL, T[L], out=DL)
+        np.multiply(DL, inv_b, out=DL)
+
+        # backward: grads from the delta, then the delta of the layer below
+        for l in range(L, 0, -1):
+            prev = X if l == 1 else A[l - 1]
+            np.matmul(D[l].T, prev, out=self.gW[l])
+            np.sum(D[l], axis=0, out=self.gb[l])
+            if l > 1:
+                Dp = D[l - 1]
+                np.matmul(D[l], W[l], out=Dp)
+                act = self.activations[l - 2]
+                if act == "relu":
+                    np.greater(prev, 0, out=self.mask[l - 1])
+                    np.multiply(Dp, self.mask[l - 1], out=Dp)
+                elif act == "tanh":
+                    t = T[l - 1]
+                    np.multiply(prev, prev, out=t)
+                    np.subtract(1.0, t, out=t)
+                    np.multiply(Dp, t, out=Dp)
+                elif act == "sigmoid":
+                    t = T[l - 1]
+                    np.subtract(1.0, prev, out=t)
+                    np.multiply(t, prev, out=t)
+                    np.multiply(Dp, t, out=Dp)
+        return float(loss), self.grads
+
+
+def _activate(name, Z):
+    """Elementwise activation in place."""
+    if name == "relu":
+        np.maximum(Z, 0, out=Z)
+    elif name == "tanh":
+        np.tanh(Z, out=Z)
+    elif name == "sigmoid":                               # stable: (1 + tanh(z/2)) / 2
+        np.multiply(Z, 0.5, out=Z)
+        np.tanh(Z, out=Z)
+        np.multiply(Z, 0.5, out=Z)
+        np.add(Z, 0.5, out=Z)
