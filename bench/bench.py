@@ -113,8 +113,14 @@ RTOL = {"float64": 1e-6, "float32": 1e-3}
 # (loss as float, {"W1": ndarray, "b1": ..., ...}) for the agreement check (None: unchecked).
 
 def build_generated(wl, mod, params, X, Y):
-    step = lambda: mod.loss_and_grad(params, X, Y)
-    return step, step
+    # A training loop hands the previous gradients back as `out`, like hand's buffers.
+    out = {k: np.empty_like(v) for k, v in params.items()}
+    step = lambda: mod.loss_and_grad(params, X, Y, out=out)
+
+    def result():
+        loss, grads = step()
+        return loss, {k: v.copy() for k, v in grads.items()}
+    return step, result
 
 
 def build_hand(wl, mod, params, X, Y):

@@ -12,7 +12,7 @@ import sympy as sp
 from . import __version__
 from . import naming as nm
 from .derivation import Derivation
-from .printing import numpy_code, sigmoid_form
+from .printing import numpy_code, sigmoid_form, with_out
 from .templating import render_template
 
 HE_INIT = "he"
@@ -45,17 +45,23 @@ def _relu_like(rule) -> bool:
         return False
 
 
-def _forward(derivation: Derivation, helpers: set[str]) -> list[Line]:
+def _forward(derivation: Derivation, helpers: set[str], saved: list[str]) -> list[Line]:
+    """Z = A @ W.T + b with the bias added in place, then the activation, written over Z
+    when backward needs only a (one array per layer instead of two)."""
     lines = []
     for l, rule in enumerate(derivation.activations, start=1):
-        label = nm.eq_forward(l)
-        lines.append(Line(f"Z{l} = A{l - 1} @ W{l}.T", label))
+        lines.append(Line(f"Z{l} = A{l - 1} @ W{l}.T", nm.eq_forward(l)))
         lines.append(Line(f"Z{l} += b{l}"))
         if rule.is_softmax:
             helpers.add("_softmax")
-            lines.append(Line(f"A{l} = _softmax(Z{l})"))
+            code = f"_softmax(Z{l})"
         else:
-            lines.append(Line(f"A{l} = {_code(rule.forward, l, helpers)}"))
+            code = _code(rule.forward, l, helpers)
+        if code == f"Z{l}":
+            lines.append(Line(f"A{l} = Z{l}"))
+            continue
+        in_place = with_out(code, f"Z{l}") if f"Z{l}" not in saved else None
+        lines.append(Line(f"A{l} = {in_place or code}"))
     return lines
 
 
@@ -95,8 +101,10 @@ def _backward(derivation: Derivation, helpers: set[str]) -> list[Line]:
         lines.append(Line(f"D{L} = {_code(out.result, L, helpers)}", label))
         lines.append(Line(f"D{L} /= B", "the batch mean's 1/B, once"))
     for l in range(L, 0, -1):
-        lines.append(Line(f'grads["W{l}"] = D{l}.T @ A{l - 1}', f"{nm.eq_grad_w(l)}, {nm.EQ_BATCH_GRAD_W}"))
-        lines.append(Line(f'grads["b{l}"] = D{l}.sum(axis=0)', f"{nm.eq_grad_b(l)}, {nm.EQ_BATCH_GRAD_B}"))
+        lines.append(Line(f'grads["W{l}"] = np.matmul(D{l}.T, A{l - 1}, out=out["W{l}"])',
+                          f"{nm.eq_grad_w(l)}, {nm.EQ_BATCH_GRAD_W}"))
+        lines.append(Line(f'grads["b{l}"] = np.sum(D{l}, axis=0, out=out["b{l}"])',
+                          f"{nm.eq_grad_b(l)}, {nm.EQ_BATCH_GRAD_B}"))
         if l == 1:
             break
         rule = derivation.activations[l - 2]
@@ -111,7 +119,8 @@ def generate(derivation: Derivation, command: str) -> str:
     """The module's source text. `command` is the derivgen command line that makes it."""
     spec = derivation.spec
     helpers: set[str] = set()
-    forward = _forward(derivation, helpers)
+    saved = _saved(derivation)
+    forward = _forward(derivation, helpers, saved)
     backward = _backward(derivation, helpers)
     loss = _loss_expression(derivation, helpers)
     init = [HE_INIT if _relu_like(rule) else GLOROT_INIT for rule in derivation.activations]
@@ -130,7 +139,9 @@ def generate(derivation: Derivation, command: str) -> str:
         depth=spec.depth,
         forward=forward,
         backward=backward,
-        saved=_saved(derivation),
+        saved=saved,
+        shapes=[shape for l in range(1, spec.depth + 1)
+                for shape in ((spec.sizes[l], spec.sizes[l - 1]), (spec.sizes[l],))],
         loss=loss,
         collapsed=derivation.output.collapsed is not None,
         assumptions=assumptions,

@@ -304,3 +304,22 @@ def numpy_code(expr, names: dict[str, str], helpers: set[str] | None = None) -> 
     if helpers is not None:
         helpers |= printer.helpers
     return text
+
+
+# NumPy ufuncs (and the module's own helpers) that can write into an existing array.
+_WRITES_OUT = {"np.maximum", "np.minimum", "np.tanh", "np.exp", "np.log", "np.logaddexp", "np.sqrt",
+               "np.sinh", "np.cosh", "np.abs", "np.sign", "_sigmoid", "_softmax"}
+
+
+def with_out(code: str, target: str) -> str | None:
+    """`f(args)` as `f(args, out=target)` when the whole of `code` is one call of a function
+    that can write in place; None otherwise."""
+    name, paren, rest = code.partition("(")
+    if not paren or name not in _WRITES_OUT or not code.endswith(")"):
+        return None
+    depth = 0
+    for position, char in enumerate(code):
+        depth += (char == "(") - (char == ")")
+        if depth == 0 and position >= len(name) and position != len(code) - 1:
+            return None  # the first call closes before the end: not a single call
+    return f"{code[:-1]}, out={target})"

@@ -38,24 +38,36 @@ def init_params(seed=0, dtype=np.float64):
     return params
 
 
-def _check_params(params):
-    """The parameters' common dtype, after checking names, types, shapes and dtypes."""
+_SHAPES = [(64, 32), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (64, 64), (64,), (8, 64), (8,)]
+_NO_OUT = dict.fromkeys(PARAM_NAMES)
+
+
+def _check_params(params, what="params"):
+    """The parameters' common dtype, after checking names, types, shapes and dtypes: one
+    quick pass, and the detailed search for the message only when something is wrong."""
+    try:
+        arrays = [params[name] for name in PARAM_NAMES]
+        dtype = arrays[0].dtype
+        if dtype.kind == "f" and [a.shape for a in arrays] == _SHAPES and {a.dtype for a in arrays} == {dtype} \
+                and all([isinstance(a, np.ndarray) for a in arrays]):
+            return dtype
+    except (KeyError, TypeError, AttributeError):
+        pass
     if not isinstance(params, dict):
-        raise ValueError(f"params must be a dict with keys {', '.join(PARAM_NAMES)}")
+        raise ValueError(f"{what} must be a dict with keys {', '.join(PARAM_NAMES)}")
     missing = [name for name in PARAM_NAMES if name not in params]
     if missing:
-        raise ValueError(f"params is missing {', '.join(missing)}; expected {', '.join(PARAM_NAMES)}")
+        raise ValueError(f"{what} is missing {', '.join(missing)}; expected {', '.join(PARAM_NAMES)}")
     dtype = None
-    for l in range(1, len(LAYER_SIZES)):
-        for name, shape in ((f"W{l}", (LAYER_SIZES[l], LAYER_SIZES[l - 1])), (f"b{l}", (LAYER_SIZES[l],))):
-            value = params[name]
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise ValueError(f"params[{name!r}] must be a floating NumPy array of shape {shape}")
-            if value.shape != shape:
-                raise ValueError(f"params[{name!r}] has shape {value.shape}; expected {shape}")
-            dtype = dtype or value.dtype
-            if value.dtype != dtype:
-                raise ValueError(f"params[{name!r}] has dtype {value.dtype}; expected {dtype} like the others")
+    for name, shape in zip(PARAM_NAMES, _SHAPES):
+        value = params[name]
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise ValueError(f"{what}[{name!r}] must be a floating NumPy array of shape {shape}")
+        if value.shape != shape:
+            raise ValueError(f"{what}[{name!r}] has shape {value.shape}; expected {shape}")
+        dtype = dtype or value.dtype
+        if value.dtype != dtype:
+            raise ValueError(f"{what}[{name!r}] has dtype {value.dtype}; expected {dtype} like the others")
     return dtype
 
 
@@ -72,75 +84,77 @@ def _check_batch(array, name, width, dtype, rows=None):
 def forward(params, X):
     """(Yhat, cache): the network's output for the batch X of shape (B, 32), and what
     backward needs."""
-    dtype = _check_params(params)
-    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(X, "X", LAYER_SIZES[0], _check_params(params))
+    return _forward(params, X)
+
+
+def _forward(params, X):
     W1, b1, W2, b2, W3, b3, W4, b4, W5, b5, W6, b6, W7, b7, W8, b8, W9, b9, W10, b10, W11, b11, W12, b12, W13, b13, W14, b14, W15, b15, W16, b16, W17, b17, W18, b18, W19, b19, W20, b20, W21, b21 = (params[name] for name in PARAM_NAMES)
     A0 = X
     Z1 = A0 @ W1.T  # forward-1
     Z1 += b1
-    A1 = np.tanh(Z1)
+    A1 = np.tanh(Z1, out=Z1)
     Z2 = A1 @ W2.T  # forward-2
     Z2 += b2
-    A2 = np.tanh(Z2)
+    A2 = np.tanh(Z2, out=Z2)
     Z3 = A2 @ W3.T  # forward-3
     Z3 += b3
-    A3 = np.tanh(Z3)
+    A3 = np.tanh(Z3, out=Z3)
     Z4 = A3 @ W4.T  # forward-4
     Z4 += b4
-    A4 = np.tanh(Z4)
+    A4 = np.tanh(Z4, out=Z4)
     Z5 = A4 @ W5.T  # forward-5
     Z5 += b5
-    A5 = np.tanh(Z5)
+    A5 = np.tanh(Z5, out=Z5)
     Z6 = A5 @ W6.T  # forward-6
     Z6 += b6
-    A6 = np.tanh(Z6)
+    A6 = np.tanh(Z6, out=Z6)
     Z7 = A6 @ W7.T  # forward-7
     Z7 += b7
-    A7 = np.tanh(Z7)
+    A7 = np.tanh(Z7, out=Z7)
     Z8 = A7 @ W8.T  # forward-8
     Z8 += b8
-    A8 = np.tanh(Z8)
+    A8 = np.tanh(Z8, out=Z8)
     Z9 = A8 @ W9.T  # forward-9
     Z9 += b9
-    A9 = np.tanh(Z9)
+    A9 = np.tanh(Z9, out=Z9)
     Z10 = A9 @ W10.T  # forward-10
     Z10 += b10
-    A10 = np.tanh(Z10)
+    A10 = np.tanh(Z10, out=Z10)
     Z11 = A10 @ W11.T  # forward-11
     Z11 += b11
-    A11 = np.tanh(Z11)
+    A11 = np.tanh(Z11, out=Z11)
     Z12 = A11 @ W12.T  # forward-12
     Z12 += b12
-    A12 = np.tanh(Z12)
+    A12 = np.tanh(Z12, out=Z12)
     Z13 = A12 @ W13.T  # forward-13
     Z13 += b13
-    A13 = np.tanh(Z13)
+    A13 = np.tanh(Z13, out=Z13)
     Z14 = A13 @ W14.T  # forward-14
     Z14 += b14
-    A14 = np.tanh(Z14)
+    A14 = np.tanh(Z14, out=Z14)
     Z15 = A14 @ W15.T  # forward-15
     Z15 += b15
-    A15 = np.tanh(Z15)
+    A15 = np.tanh(Z15, out=Z15)
     Z16 = A15 @ W16.T  # forward-16
     Z16 += b16
-    A16 = np.tanh(Z16)
+    A16 = np.tanh(Z16, out=Z16)
     Z17 = A16 @ W17.T  # forward-17
     Z17 += b17
-    A17 = np.tanh(Z17)
+    A17 = np.tanh(Z17, out=Z17)
     Z18 = A17 @ W18.T  # forward-18
     Z18 += b18
-    A18 = np.tanh(Z18)
+    A18 = np.tanh(Z18, out=Z18)
     Z19 = A18 @ W19.T  # forward-19
     Z19 += b19
-    A19 = np.tanh(Z19)
+    A19 = np.tanh(Z19, out=Z19)
     Z20 = A19 @ W20.T  # forward-20
     Z20 += b20
-    A20 = np.tanh(Z20)
+    A20 = np.tanh(Z20, out=Z20)
     Z21 = A20 @ W21.T  # forward-21
     Z21 += b21
     A21 = Z21
-    cache = {"A0": A0, "A1": A1, "A2": A2, "A3": A3, "A4": A4, "A5": A5, "A6": A6, "A7": A7, "A8": A8, "A9": A9, "A10": A10, "A11": A11, "A12": A12, "A13": A13, "A14": A14, "A15": A15, "A16": A16, "A17": A17, "A18": A18, "A19": A19, "A20": A20, "A21": A21}
-    return A21, cache
+    return A21, {"A0": A0, "A1": A1, "A2": A2, "A3": A3, "A4": A4, "A5": A5, "A6": A6, "A7": A7, "A8": A8, "A9": A9, "A10": A10, "A11": A11, "A12": A12, "A13": A13, "A14": A14, "A15": A15, "A16": A16, "A17": A17, "A18": A18, "A19": A19, "A20": A20, "A21": A21}
 
 
 def predict(params, X):
@@ -155,111 +169,131 @@ def _loss(cache, Y):
 
 def loss(params, X, Y):
     """The mean loss over the batch, a Python float."""
-    _, cache = forward(params, X)
-    _check_batch(Y, "Y", LAYER_SIZES[-1], X.dtype, rows=X.shape[0])
-    return _loss(cache, Y)
+    dtype = _check_params(params)
+    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
+    return _loss(_forward(params, X)[1], Y)
 
 
-def backward(params, cache, Y):
+def backward(params, cache, Y, out=None):
     """Gradients of the mean loss: a dict with the keys, shapes and dtype of params.
+    With out (a dict like params) the gradients are written into its arrays, and it is
+    returned: a training loop then allocates nothing for them.
     """
+    dtype = _check_params(params)
+    if not isinstance(cache, dict) or not all(name in cache for name in ('A0', 'A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7', 'A8', 'A9', 'A10', 'A11', 'A12', 'A13', 'A14', 'A15', 'A16', 'A17', 'A18', 'A19', 'A20', 'A21')):
+        raise ValueError("cache must be the second value returned by forward")
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=cache["A0"].shape[0])
+    return _backward(params, cache, Y, _check_out(out, dtype))
+
+
+def _check_out(out, dtype):
+    if out is None:
+        return _NO_OUT
+    if _check_params(out, "out") != dtype:
+        raise ValueError(f"out must have the dtype of params, {dtype}")
+    return out
+
+
+def _backward(params, cache, Y, out):
     W1, b1, W2, b2, W3, b3, W4, b4, W5, b5, W6, b6, W7, b7, W8, b8, W9, b9, W10, b10, W11, b11, W12, b12, W13, b13, W14, b14, W15, b15, W16, b16, W17, b17, W18, b18, W19, b19, W20, b20, W21, b21 = (params[name] for name in PARAM_NAMES)
     A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16, A17, A18, A19, A20, A21 = (cache[name] for name in ('A0', 'A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7', 'A8', 'A9', 'A10', 'A11', 'A12', 'A13', 'A14', 'A15', 'A16', 'A17', 'A18', 'A19', 'A20', 'A21'))
-    _check_batch(Y, "Y", LAYER_SIZES[-1], A0.dtype, rows=A0.shape[0])
     B = Y.shape[0]
     grads = {}
     D21 = A21 - Y  # output-delta, batch-delta
     D21 /= B  # the batch mean's 1/B, once
-    grads["W21"] = D21.T @ A20  # grad-W21, batch-grad-W
-    grads["b21"] = D21.sum(axis=0)  # grad-b21, batch-grad-b
+    grads["W21"] = np.matmul(D21.T, A20, out=out["W21"])  # grad-W21, batch-grad-W
+    grads["b21"] = np.sum(D21, axis=0, out=out["b21"])  # grad-b21, batch-grad-b
     D20 = D21 @ W21  # delta-20, hidden-delta
     D20 *= 1 - A20**2  # act-tanh
-    grads["W20"] = D20.T @ A19  # grad-W20, batch-grad-W
-    grads["b20"] = D20.sum(axis=0)  # grad-b20, batch-grad-b
+    grads["W20"] = np.matmul(D20.T, A19, out=out["W20"])  # grad-W20, batch-grad-W
+    grads["b20"] = np.sum(D20, axis=0, out=out["b20"])  # grad-b20, batch-grad-b
     D19 = D20 @ W20  # delta-19, hidden-delta
     D19 *= 1 - A19**2  # act-tanh
-    grads["W19"] = D19.T @ A18  # grad-W19, batch-grad-W
-    grads["b19"] = D19.sum(axis=0)  # grad-b19, batch-grad-b
+    grads["W19"] = np.matmul(D19.T, A18, out=out["W19"])  # grad-W19, batch-grad-W
+    grads["b19"] = np.sum(D19, axis=0, out=out["b19"])  # grad-b19, batch-grad-b
     D18 = D19 @ W19  # delta-18, hidden-delta
     D18 *= 1 - A18**2  # act-tanh
-    grads["W18"] = D18.T @ A17  # grad-W18, batch-grad-W
-    grads["b18"] = D18.sum(axis=0)  # grad-b18, batch-grad-b
+    grads["W18"] = np.matmul(D18.T, A17, out=out["W18"])  # grad-W18, batch-grad-W
+    grads["b18"] = np.sum(D18, axis=0, out=out["b18"])  # grad-b18, batch-grad-b
     D17 = D18 @ W18  # delta-17, hidden-delta
     D17 *= 1 - A17**2  # act-tanh
-    grads["W17"] = D17.T @ A16  # grad-W17, batch-grad-W
-    grads["b17"] = D17.sum(axis=0)  # grad-b17, batch-grad-b
+    grads["W17"] = np.matmul(D17.T, A16, out=out["W17"])  # grad-W17, batch-grad-W
+    grads["b17"] = np.sum(D17, axis=0, out=out["b17"])  # grad-b17, batch-grad-b
     D16 = D17 @ W17  # delta-16, hidden-delta
     D16 *= 1 - A16**2  # act-tanh
-    grads["W16"] = D16.T @ A15  # grad-W16, batch-grad-W
-    grads["b16"] = D16.sum(axis=0)  # grad-b16, batch-grad-b
+    grads["W16"] = np.matmul(D16.T, A15, out=out["W16"])  # grad-W16, batch-grad-W
+    grads["b16"] = np.sum(D16, axis=0, out=out["b16"])  # grad-b16, batch-grad-b
     D15 = D16 @ W16  # delta-15, hidden-delta
     D15 *= 1 - A15**2  # act-tanh
-    grads["W15"] = D15.T @ A14  # grad-W15, batch-grad-W
-    grads["b15"] = D15.sum(axis=0)  # grad-b15, batch-grad-b
+    grads["W15"] = np.matmul(D15.T, A14, out=out["W15"])  # grad-W15, batch-grad-W
+    grads["b15"] = np.sum(D15, axis=0, out=out["b15"])  # grad-b15, batch-grad-b
     D14 = D15 @ W15  # delta-14, hidden-delta
     D14 *= 1 - A14**2  # act-tanh
-    grads["W14"] = D14.T @ A13  # grad-W14, batch-grad-W
-    grads["b14"] = D14.sum(axis=0)  # grad-b14, batch-grad-b
+    grads["W14"] = np.matmul(D14.T, A13, out=out["W14"])  # grad-W14, batch-grad-W
+    grads["b14"] = np.sum(D14, axis=0, out=out["b14"])  # grad-b14, batch-grad-b
     D13 = D14 @ W14  # delta-13, hidden-delta
     D13 *= 1 - A13**2  # act-tanh
-    grads["W13"] = D13.T @ A12  # grad-W13, batch-grad-W
-    grads["b13"] = D13.sum(axis=0)  # grad-b13, batch-grad-b
+    grads["W13"] = np.matmul(D13.T, A12, out=out["W13"])  # grad-W13, batch-grad-W
+    grads["b13"] = np.sum(D13, axis=0, out=out["b13"])  # grad-b13, batch-grad-b
     D12 = D13 @ W13  # delta-12, hidden-delta
     D12 *= 1 - A12**2  # act-tanh
-    grads["W12"] = D12.T @ A11  # grad-W12, batch-grad-W
-    grads["b12"] = D12.sum(axis=0)  # grad-b12, batch-grad-b
+    grads["W12"] = np.matmul(D12.T, A11, out=out["W12"])  # grad-W12, batch-grad-W
+    grads["b12"] = np.sum(D12, axis=0, out=out["b12"])  # grad-b12, batch-grad-b
     D11 = D12 @ W12  # delta-11, hidden-delta
     D11 *= 1 - A11**2  # act-tanh
-    grads["W11"] = D11.T @ A10  # grad-W11, batch-grad-W
-    grads["b11"] = D11.sum(axis=0)  # grad-b11, batch-grad-b
+    grads["W11"] = np.matmul(D11.T, A10, out=out["W11"])  # grad-W11, batch-grad-W
+    grads["b11"] = np.sum(D11, axis=0, out=out["b11"])  # grad-b11, batch-grad-b
     D10 = D11 @ W11  # delta-10, hidden-delta
     D10 *= 1 - A10**2  # act-tanh
-    grads["W10"] = D10.T @ A9  # grad-W10, batch-grad-W
-    grads["b10"] = D10.sum(axis=0)  # grad-b10, batch-grad-b
+    grads["W10"] = np.matmul(D10.T, A9, out=out["W10"])  # grad-W10, batch-grad-W
+    grads["b10"] = np.sum(D10, axis=0, out=out["b10"])  # grad-b10, batch-grad-b
     D9 = D10 @ W10  # delta-9, hidden-delta
     D9 *= 1 - A9**2  # act-tanh
-    grads["W9"] = D9.T @ A8  # grad-W9, batch-grad-W
-    grads["b9"] = D9.sum(axis=0)  # grad-b9, batch-grad-b
+    grads["W9"] = np.matmul(D9.T, A8, out=out["W9"])  # grad-W9, batch-grad-W
+    grads["b9"] = np.sum(D9, axis=0, out=out["b9"])  # grad-b9, batch-grad-b
     D8 = D9 @ W9  # delta-8, hidden-delta
     D8 *= 1 - A8**2  # act-tanh
-    grads["W8"] = D8.T @ A7  # grad-W8, batch-grad-W
-    grads["b8"] = D8.sum(axis=0)  # grad-b8, batch-grad-b
+    grads["W8"] = np.matmul(D8.T, A7, out=out["W8"])  # grad-W8, batch-grad-W
+    grads["b8"] = np.sum(D8, axis=0, out=out["b8"])  # grad-b8, batch-grad-b
     D7 = D8 @ W8  # delta-7, hidden-delta
     D7 *= 1 - A7**2  # act-tanh
-    grads["W7"] = D7.T @ A6  # grad-W7, batch-grad-W
-    grads["b7"] = D7.sum(axis=0)  # grad-b7, batch-grad-b
+    grads["W7"] = np.matmul(D7.T, A6, out=out["W7"])  # grad-W7, batch-grad-W
+    grads["b7"] = np.sum(D7, axis=0, out=out["b7"])  # grad-b7, batch-grad-b
     D6 = D7 @ W7  # delta-6, hidden-delta
     D6 *= 1 - A6**2  # act-tanh
-    grads["W6"] = D6.T @ A5  # grad-W6, batch-grad-W
-    grads["b6"] = D6.sum(axis=0)  # grad-b6, batch-grad-b
+    grads["W6"] = np.matmul(D6.T, A5, out=out["W6"])  # grad-W6, batch-grad-W
+    grads["b6"] = np.sum(D6, axis=0, out=out["b6"])  # grad-b6, batch-grad-b
     D5 = D6 @ W6  # delta-5, hidden-delta
     D5 *= 1 - A5**2  # act-tanh
-    grads["W5"] = D5.T @ A4  # grad-W5, batch-grad-W
-    grads["b5"] = D5.sum(axis=0)  # grad-b5, batch-grad-b
+    grads["W5"] = np.matmul(D5.T, A4, out=out["W5"])  # grad-W5, batch-grad-W
+    grads["b5"] = np.sum(D5, axis=0, out=out["b5"])  # grad-b5, batch-grad-b
     D4 = D5 @ W5  # delta-4, hidden-delta
     D4 *= 1 - A4**2  # act-tanh
-    grads["W4"] = D4.T @ A3  # grad-W4, batch-grad-W
-    grads["b4"] = D4.sum(axis=0)  # grad-b4, batch-grad-b
+    grads["W4"] = np.matmul(D4.T, A3, out=out["W4"])  # grad-W4, batch-grad-W
+    grads["b4"] = np.sum(D4, axis=0, out=out["b4"])  # grad-b4, batch-grad-b
     D3 = D4 @ W4  # delta-3, hidden-delta
     D3 *= 1 - A3**2  # act-tanh
-    grads["W3"] = D3.T @ A2  # grad-W3, batch-grad-W
-    grads["b3"] = D3.sum(axis=0)  # grad-b3, batch-grad-b
+    grads["W3"] = np.matmul(D3.T, A2, out=out["W3"])  # grad-W3, batch-grad-W
+    grads["b3"] = np.sum(D3, axis=0, out=out["b3"])  # grad-b3, batch-grad-b
     D2 = D3 @ W3  # delta-2, hidden-delta
     D2 *= 1 - A2**2  # act-tanh
-    grads["W2"] = D2.T @ A1  # grad-W2, batch-grad-W
-    grads["b2"] = D2.sum(axis=0)  # grad-b2, batch-grad-b
+    grads["W2"] = np.matmul(D2.T, A1, out=out["W2"])  # grad-W2, batch-grad-W
+    grads["b2"] = np.sum(D2, axis=0, out=out["b2"])  # grad-b2, batch-grad-b
     D1 = D2 @ W2  # delta-1, hidden-delta
     D1 *= 1 - A1**2  # act-tanh
-    grads["W1"] = D1.T @ A0  # grad-W1, batch-grad-W
-    grads["b1"] = D1.sum(axis=0)  # grad-b1, batch-grad-b
-    return {name: grads[name] for name in PARAM_NAMES}
+    grads["W1"] = np.matmul(D1.T, A0, out=out["W1"])  # grad-W1, batch-grad-W
+    grads["b1"] = np.sum(D1, axis=0, out=out["b1"])  # grad-b1, batch-grad-b
+    return grads if out is _NO_OUT else out
 
 
-def loss_and_grad(params, X, Y):
-    """(mean loss, gradients) in one forward and one backward pass."""
-    _, cache = forward(params, X)
-    _check_batch(Y, "Y", LAYER_SIZES[-1], X.dtype, rows=X.shape[0])
-    return _loss(cache, Y), backward(params, cache, Y)
+def loss_and_grad(params, X, Y, out=None):
+    """(mean loss, gradients) in one forward and one backward pass; `out` as in backward."""
+    dtype = _check_params(params)
+    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
+    cache = _forward(params, X)[1]
+    return _loss(cache, Y), _backward(params, cache, Y, _check_out(out, dtype))
 
 
 def gradient_check(params, X, Y, eps=1e-6, max_entries=20, seed=0):

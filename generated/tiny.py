@@ -22,10 +22,15 @@ TARGETS_SUM_TO_ONE = False
 _INIT = ('glorot', 'glorot')
 
 
-def _sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow: exp(-|x|) is at most 1."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+def _sigmoid(x, out=None):
+    """1 / (1 + exp(-x)) without overflow or lost digits: with e = exp(-|x|) <= 1, it is
+    1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0."""
+    e = np.abs(x)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    top = np.where(x < 0, e, 1)
+    out = np.add(e, 1, out=out)
+    return np.divide(top, out, out=out)
 
 
 def init_params(seed=0, dtype=np.float64):
@@ -44,24 +49,36 @@ def init_params(seed=0, dtype=np.float64):
     return params
 
 
-def _check_params(params):
-    """The parameters' common dtype, after checking names, types, shapes and dtypes."""
+_SHAPES = [(2, 2), (2,), (1, 2), (1,)]
+_NO_OUT = dict.fromkeys(PARAM_NAMES)
+
+
+def _check_params(params, what="params"):
+    """The parameters' common dtype, after checking names, types, shapes and dtypes: one
+    quick pass, and the detailed search for the message only when something is wrong."""
+    try:
+        arrays = [params[name] for name in PARAM_NAMES]
+        dtype = arrays[0].dtype
+        if dtype.kind == "f" and [a.shape for a in arrays] == _SHAPES and {a.dtype for a in arrays} == {dtype} \
+                and all([isinstance(a, np.ndarray) for a in arrays]):
+            return dtype
+    except (KeyError, TypeError, AttributeError):
+        pass
     if not isinstance(params, dict):
-        raise ValueError(f"params must be a dict with keys {', '.join(PARAM_NAMES)}")
+        raise ValueError(f"{what} must be a dict with keys {', '.join(PARAM_NAMES)}")
     missing = [name for name in PARAM_NAMES if name not in params]
     if missing:
-        raise ValueError(f"params is missing {', '.join(missing)}; expected {', '.join(PARAM_NAMES)}")
+        raise ValueError(f"{what} is missing {', '.join(missing)}; expected {', '.join(PARAM_NAMES)}")
     dtype = None
-    for l in range(1, len(LAYER_SIZES)):
-        for name, shape in ((f"W{l}", (LAYER_SIZES[l], LAYER_SIZES[l - 1])), (f"b{l}", (LAYER_SIZES[l],))):
-            value = params[name]
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise ValueError(f"params[{name!r}] must be a floating NumPy array of shape {shape}")
-            if value.shape != shape:
-                raise ValueError(f"params[{name!r}] has shape {value.shape}; expected {shape}")
-            dtype = dtype or value.dtype
-            if value.dtype != dtype:
-                raise ValueError(f"params[{name!r}] has dtype {value.dtype}; expected {dtype} like the others")
+    for name, shape in zip(PARAM_NAMES, _SHAPES):
+        value = params[name]
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise ValueError(f"{what}[{name!r}] must be a floating NumPy array of shape {shape}")
+        if value.shape != shape:
+            raise ValueError(f"{what}[{name!r}] has shape {value.shape}; expected {shape}")
+        dtype = dtype or value.dtype
+        if value.dtype != dtype:
+            raise ValueError(f"{what}[{name!r}] has dtype {value.dtype}; expected {dtype} like the others")
     return dtype
 
 
@@ -78,18 +95,20 @@ def _check_batch(array, name, width, dtype, rows=None):
 def forward(params, X):
     """(Yhat, cache): the network's output for the batch X of shape (B, 2), and what
     backward needs."""
-    dtype = _check_params(params)
-    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(X, "X", LAYER_SIZES[0], _check_params(params))
+    return _forward(params, X)
+
+
+def _forward(params, X):
     W1, b1, W2, b2 = (params[name] for name in PARAM_NAMES)
     A0 = X
     Z1 = A0 @ W1.T  # forward-1
     Z1 += b1
-    A1 = _sigmoid(Z1)
+    A1 = _sigmoid(Z1, out=Z1)
     Z2 = A1 @ W2.T  # forward-2
     Z2 += b2
-    A2 = _sigmoid(Z2)
-    cache = {"A0": A0, "A1": A1, "A2": A2}
-    return A2, cache
+    A2 = _sigmoid(Z2, out=Z2)
+    return A2, {"A0": A0, "A1": A1, "A2": A2}
 
 
 def predict(params, X):
@@ -104,35 +123,55 @@ def _loss(cache, Y):
 
 def loss(params, X, Y):
     """The mean loss over the batch, a Python float."""
-    _, cache = forward(params, X)
-    _check_batch(Y, "Y", LAYER_SIZES[-1], X.dtype, rows=X.shape[0])
-    return _loss(cache, Y)
+    dtype = _check_params(params)
+    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
+    return _loss(_forward(params, X)[1], Y)
 
 
-def backward(params, cache, Y):
+def backward(params, cache, Y, out=None):
     """Gradients of the mean loss: a dict with the keys, shapes and dtype of params.
+    With out (a dict like params) the gradients are written into its arrays, and it is
+    returned: a training loop then allocates nothing for them.
     """
+    dtype = _check_params(params)
+    if not isinstance(cache, dict) or not all(name in cache for name in ('A0', 'A1', 'A2')):
+        raise ValueError("cache must be the second value returned by forward")
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=cache["A0"].shape[0])
+    return _backward(params, cache, Y, _check_out(out, dtype))
+
+
+def _check_out(out, dtype):
+    if out is None:
+        return _NO_OUT
+    if _check_params(out, "out") != dtype:
+        raise ValueError(f"out must have the dtype of params, {dtype}")
+    return out
+
+
+def _backward(params, cache, Y, out):
     W1, b1, W2, b2 = (params[name] for name in PARAM_NAMES)
     A0, A1, A2 = (cache[name] for name in ('A0', 'A1', 'A2'))
-    _check_batch(Y, "Y", LAYER_SIZES[-1], A0.dtype, rows=A0.shape[0])
     B = Y.shape[0]
     grads = {}
     D2 = (A2*(1 - A2))*(A2 - Y)  # output-delta, batch-delta
     D2 /= B  # the batch mean's 1/B, once
-    grads["W2"] = D2.T @ A1  # grad-W2, batch-grad-W
-    grads["b2"] = D2.sum(axis=0)  # grad-b2, batch-grad-b
+    grads["W2"] = np.matmul(D2.T, A1, out=out["W2"])  # grad-W2, batch-grad-W
+    grads["b2"] = np.sum(D2, axis=0, out=out["b2"])  # grad-b2, batch-grad-b
     D1 = D2 @ W2  # delta-1, hidden-delta
     D1 *= A1*(1 - A1)  # act-sigmoid
-    grads["W1"] = D1.T @ A0  # grad-W1, batch-grad-W
-    grads["b1"] = D1.sum(axis=0)  # grad-b1, batch-grad-b
-    return {name: grads[name] for name in PARAM_NAMES}
+    grads["W1"] = np.matmul(D1.T, A0, out=out["W1"])  # grad-W1, batch-grad-W
+    grads["b1"] = np.sum(D1, axis=0, out=out["b1"])  # grad-b1, batch-grad-b
+    return grads if out is _NO_OUT else out
 
 
-def loss_and_grad(params, X, Y):
-    """(mean loss, gradients) in one forward and one backward pass."""
-    _, cache = forward(params, X)
-    _check_batch(Y, "Y", LAYER_SIZES[-1], X.dtype, rows=X.shape[0])
-    return _loss(cache, Y), backward(params, cache, Y)
+def loss_and_grad(params, X, Y, out=None):
+    """(mean loss, gradients) in one forward and one backward pass; `out` as in backward."""
+    dtype = _check_params(params)
+    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
+    cache = _forward(params, X)[1]
+    return _loss(cache, Y), _backward(params, cache, Y, _check_out(out, dtype))
 
 
 def gradient_check(params, X, Y, eps=1e-6, max_entries=20, seed=0):

@@ -24,12 +24,12 @@ TARGETS_SUM_TO_ONE = True
 _INIT = ('he', 'he', 'glorot')
 
 
-def _softmax(z):
+def _softmax(z, out=None):
     """Row-wise softmax, shifted by the row maximum so exp never overflows."""
-    e = z - z.max(axis=1, keepdims=True)
-    np.exp(e, out=e)
-    e /= e.sum(axis=1, keepdims=True)
-    return e
+    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
 
 
 def _logsumexp(z):
@@ -54,24 +54,36 @@ def init_params(seed=0, dtype=np.float64):
     return params
 
 
-def _check_params(params):
-    """The parameters' common dtype, after checking names, types, shapes and dtypes."""
+_SHAPES = [(512, 784), (512,), (512, 512), (512,), (10, 512), (10,)]
+_NO_OUT = dict.fromkeys(PARAM_NAMES)
+
+
+def _check_params(params, what="params"):
+    """The parameters' common dtype, after checking names, types, shapes and dtypes: one
+    quick pass, and the detailed search for the message only when something is wrong."""
+    try:
+        arrays = [params[name] for name in PARAM_NAMES]
+        dtype = arrays[0].dtype
+        if dtype.kind == "f" and [a.shape for a in arrays] == _SHAPES and {a.dtype for a in arrays} == {dtype} \
+                and all([isinstance(a, np.ndarray) for a in arrays]):
+            return dtype
+    except (KeyError, TypeError, AttributeError):
+        pass
     if not isinstance(params, dict):
-        raise ValueError(f"params must be a dict with keys {', '.join(PARAM_NAMES)}")
+        raise ValueError(f"{what} must be a dict with keys {', '.join(PARAM_NAMES)}")
     missing = [name for name in PARAM_NAMES if name not in params]
     if missing:
-        raise ValueError(f"params is missing {', '.join(missing)}; expected {', '.join(PARAM_NAMES)}")
+        raise ValueError(f"{what} is missing {', '.join(missing)}; expected {', '.join(PARAM_NAMES)}")
     dtype = None
-    for l in range(1, len(LAYER_SIZES)):
-        for name, shape in ((f"W{l}", (LAYER_SIZES[l], LAYER_SIZES[l - 1])), (f"b{l}", (LAYER_SIZES[l],))):
-            value = params[name]
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise ValueError(f"params[{name!r}] must be a floating NumPy array of shape {shape}")
-            if value.shape != shape:
-                raise ValueError(f"params[{name!r}] has shape {value.shape}; expected {shape}")
-            dtype = dtype or value.dtype
-            if value.dtype != dtype:
-                raise ValueError(f"params[{name!r}] has dtype {value.dtype}; expected {dtype} like the others")
+    for name, shape in zip(PARAM_NAMES, _SHAPES):
+        value = params[name]
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise ValueError(f"{what}[{name!r}] must be a floating NumPy array of shape {shape}")
+        if value.shape != shape:
+            raise ValueError(f"{what}[{name!r}] has shape {value.shape}; expected {shape}")
+        dtype = dtype or value.dtype
+        if value.dtype != dtype:
+            raise ValueError(f"{what}[{name!r}] has dtype {value.dtype}; expected {dtype} like the others")
     return dtype
 
 
@@ -88,21 +100,23 @@ def _check_batch(array, name, width, dtype, rows=None):
 def forward(params, X):
     """(Yhat, cache): the network's output for the batch X of shape (B, 784), and what
     backward needs."""
-    dtype = _check_params(params)
-    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(X, "X", LAYER_SIZES[0], _check_params(params))
+    return _forward(params, X)
+
+
+def _forward(params, X):
     W1, b1, W2, b2, W3, b3 = (params[name] for name in PARAM_NAMES)
     A0 = X
     Z1 = A0 @ W1.T  # forward-1
     Z1 += b1
-    A1 = np.maximum(Z1, 0)
+    A1 = np.maximum(Z1, 0, out=Z1)
     Z2 = A1 @ W2.T  # forward-2
     Z2 += b2
-    A2 = np.maximum(Z2, 0)
+    A2 = np.maximum(Z2, 0, out=Z2)
     Z3 = A2 @ W3.T  # forward-3
     Z3 += b3
     A3 = _softmax(Z3)
-    cache = {"A0": A0, "A1": A1, "A2": A2, "A3": A3, "Z3": Z3}
-    return A3, cache
+    return A3, {"A0": A0, "A1": A1, "A2": A2, "A3": A3, "Z3": Z3}
 
 
 def predict(params, X):
@@ -117,40 +131,60 @@ def _loss(cache, Y):
 
 def loss(params, X, Y):
     """The mean loss over the batch, a Python float."""
-    _, cache = forward(params, X)
-    _check_batch(Y, "Y", LAYER_SIZES[-1], X.dtype, rows=X.shape[0])
-    return _loss(cache, Y)
+    dtype = _check_params(params)
+    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
+    return _loss(_forward(params, X)[1], Y)
 
 
-def backward(params, cache, Y):
+def backward(params, cache, Y, out=None):
     """Gradients of the mean loss: a dict with the keys, shapes and dtype of params.
+    With out (a dict like params) the gradients are written into its arrays, and it is
+    returned: a training loop then allocates nothing for them.
     Each row of Y must sum to 1 (the simplified output delta uses it).
     """
+    dtype = _check_params(params)
+    if not isinstance(cache, dict) or not all(name in cache for name in ('A0', 'A1', 'A2', 'A3', 'Z3')):
+        raise ValueError("cache must be the second value returned by forward")
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=cache["A0"].shape[0])
+    return _backward(params, cache, Y, _check_out(out, dtype))
+
+
+def _check_out(out, dtype):
+    if out is None:
+        return _NO_OUT
+    if _check_params(out, "out") != dtype:
+        raise ValueError(f"out must have the dtype of params, {dtype}")
+    return out
+
+
+def _backward(params, cache, Y, out):
     W1, b1, W2, b2, W3, b3 = (params[name] for name in PARAM_NAMES)
     A0, A1, A2, A3, Z3 = (cache[name] for name in ('A0', 'A1', 'A2', 'A3', 'Z3'))
-    _check_batch(Y, "Y", LAYER_SIZES[-1], A0.dtype, rows=A0.shape[0])
     B = Y.shape[0]
     grads = {}
     D3 = A3 - Y  # output-delta, batch-delta
     D3 /= B  # the batch mean's 1/B, once
-    grads["W3"] = D3.T @ A2  # grad-W3, batch-grad-W
-    grads["b3"] = D3.sum(axis=0)  # grad-b3, batch-grad-b
+    grads["W3"] = np.matmul(D3.T, A2, out=out["W3"])  # grad-W3, batch-grad-W
+    grads["b3"] = np.sum(D3, axis=0, out=out["b3"])  # grad-b3, batch-grad-b
     D2 = D3 @ W3  # delta-2, hidden-delta
     D2 *= (A2 > 0)  # act-relu
-    grads["W2"] = D2.T @ A1  # grad-W2, batch-grad-W
-    grads["b2"] = D2.sum(axis=0)  # grad-b2, batch-grad-b
+    grads["W2"] = np.matmul(D2.T, A1, out=out["W2"])  # grad-W2, batch-grad-W
+    grads["b2"] = np.sum(D2, axis=0, out=out["b2"])  # grad-b2, batch-grad-b
     D1 = D2 @ W2  # delta-1, hidden-delta
     D1 *= (A1 > 0)  # act-relu
-    grads["W1"] = D1.T @ A0  # grad-W1, batch-grad-W
-    grads["b1"] = D1.sum(axis=0)  # grad-b1, batch-grad-b
-    return {name: grads[name] for name in PARAM_NAMES}
+    grads["W1"] = np.matmul(D1.T, A0, out=out["W1"])  # grad-W1, batch-grad-W
+    grads["b1"] = np.sum(D1, axis=0, out=out["b1"])  # grad-b1, batch-grad-b
+    return grads if out is _NO_OUT else out
 
 
-def loss_and_grad(params, X, Y):
-    """(mean loss, gradients) in one forward and one backward pass."""
-    _, cache = forward(params, X)
-    _check_batch(Y, "Y", LAYER_SIZES[-1], X.dtype, rows=X.shape[0])
-    return _loss(cache, Y), backward(params, cache, Y)
+def loss_and_grad(params, X, Y, out=None):
+    """(mean loss, gradients) in one forward and one backward pass; `out` as in backward."""
+    dtype = _check_params(params)
+    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
+    cache = _forward(params, X)[1]
+    return _loss(cache, Y), _backward(params, cache, Y, _check_out(out, dtype))
 
 
 def gradient_check(params, X, Y, eps=1e-6, max_entries=20, seed=0):
