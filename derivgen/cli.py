@@ -87,8 +87,9 @@ def _definitions(kind: str, items: tuple[str, ...]) -> dict:
     return spec_module.custom_definitions(kind, pairs)
 
 
-def load_spec(spec: str, loss, activation_defs, loss_defs):
-    return spec_module.load(spec, loss, _definitions("activation", activation_defs), _definitions("loss", loss_defs))
+def load_spec(spec: str, loss, activation_defs, loss_defs, l2=None):
+    return spec_module.load(spec, loss, _definitions("activation", activation_defs),
+                            _definitions("loss", loss_defs), l2)
 
 
 def command_line(name: str, spec, args: list[str]) -> str:
@@ -96,6 +97,8 @@ def command_line(name: str, spec, args: list[str]) -> str:
     words = ["derivgen", name, spec.source] + args
     if spec.loss_was_given:
         words += ["--loss", spec.loss.name]
+    if spec.l2:
+        words += ["--l2", repr(spec.l2)]
     return shlex.join(words)
 
 
@@ -142,26 +145,28 @@ def main():
 @main.command()
 @spec_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
+@click.option("--l2", type=float, default=None, help="L2 weight decay: adds (l2/2) sum ||W||^2 to the loss.")
 @click.option("-o", "--output", default=None, help="Write to FILE instead of stdout.")
-def derive(spec, loss, activation_defs, loss_defs, fmt, output):
+def derive(spec, loss, activation_defs, loss_defs, fmt, l2, output):
     """Write the derivation of SPEC's backpropagation as LaTeX or Markdown."""
     from .derive import derive as run
     from .render import render
 
-    network = load_spec(spec, loss, activation_defs, loss_defs)
+    network = load_spec(spec, loss, activation_defs, loss_defs, l2)
     _emit(render(run(network), fmt), output)
 
 
 @main.command()
 @spec_options
+@click.option("--l2", type=float, default=None, help="L2 weight decay: adds (l2/2) sum ||W||^2 to the loss.")
 @click.option("-o", "--output", default=None, help="Write the module to FILE instead of stdout.")
 @click.option("--check", is_flag=True, help="Exit 0 if FILE is exactly what would be generated, 1 if not; write nothing.")
-def generate(spec, loss, activation_defs, loss_defs, output, check):
+def generate(spec, loss, activation_defs, loss_defs, l2, output, check):
     """Write a standalone NumPy module with forward and backward for SPEC."""
     from .codegen import generate as run
     from .derive import derive
 
-    network = load_spec(spec, loss, activation_defs, loss_defs)
+    network = load_spec(spec, loss, activation_defs, loss_defs, l2)
     extra = [f"--activation={d}" for d in activation_defs] + [f"--loss-def={d}" for d in loss_defs]
     text = run(derive(network), command_line("generate", network, extra))
     if check:
@@ -178,6 +183,32 @@ def generate(spec, loss, activation_defs, loss_defs, output, check):
         click.echo(f"{output} is current")
         return
     _emit(text, output)
+
+
+@main.command()
+@spec_options
+@click.option("--x", "x", required=True, metavar="NUMBERS", help="The input, comma-separated, as 0.05,0.10.")
+@click.option("--y", "y", required=True, metavar="NUMBERS", help="The target, comma-separated, as 0.01,0.99.")
+@click.option("--params", "params_file", default=None, metavar="FILE.json",
+              help='Parameters {"W1": [[...], ...], "b1": [...], ...}; W1[i][j] is the weight from unit j '
+                   "of the layer below to unit i. Default: random, from --seed.")
+@click.option("--seed", default=None, metavar="N", help="Seed of the random parameters (no --params).  [default: 0]")
+@click.option("--lr", default="0.5", show_default=True, metavar="RATE", help="Learning rate of the step.")
+@click.option("--digits", default="6", show_default=True, metavar="N", help="Significant digits shown (1 to 15).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
+@click.option("-o", "--output", default=None, help="Write to FILE instead of stdout.")
+def example(spec, loss, activation_defs, loss_defs, x, y, params_file, seed, lr, digits, fmt, output):
+    """A worked example with numbers: one sample through one step of gradient descent."""
+    from .derive import derive
+    from .worked import check_size, example_document
+
+    network = load_spec(spec, loss, activation_defs, loss_defs)
+    check_size(network.sizes)
+    extra = [f"--activation={d}" for d in activation_defs] + [f"--loss-def={d}" for d in loss_defs]
+    extra += [f"--x={x}", f"--y={y}"] + (["--params", params_file] if params_file else [])
+    extra += ([f"--seed={seed}"] if seed is not None else []) + [f"--lr={lr}", f"--digits={digits}"]
+    command = command_line("example", network, extra)
+    _emit(example_document(derive(network), x, y, params_file, seed, lr, digits, fmt, command), output)
 
 
 @main.command()

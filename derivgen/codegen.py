@@ -87,6 +87,19 @@ def _loss_expression(derivation: Derivation, helpers: set[str]) -> str:
     return numpy_code(per_unit, _names(L), helpers)
 
 
+def _l2(derivation: Derivation) -> sp.Rational:
+    return sp.Rational(repr(derivation.spec.l2))
+
+
+def _penalty(derivation: Derivation) -> str:
+    """The weight decay summed over layers, or '' without one."""
+    penalty = derivation.penalty
+    if penalty is None:
+        return ""
+    per_layer = penalty.per_layer.subs(penalty.strength, _l2(derivation))
+    return " + ".join(numpy_code(per_layer, {"W": nm.weight(l)}) for l in range(1, derivation.spec.depth + 1))
+
+
 def _backward(derivation: Derivation, helpers: set[str]) -> list[Line]:
     out, L = derivation.output, derivation.spec.depth
     lines = []
@@ -100,9 +113,13 @@ def _backward(derivation: Derivation, helpers: set[str]) -> list[Line]:
     else:
         lines.append(Line(f"D{L} = {_code(out.result, L, helpers)}", label))
         lines.append(Line(f"D{L} /= B", "the batch mean's 1/B, once"))
+    penalty = derivation.penalty
     for l in range(L, 0, -1):
         lines.append(Line(f'grads["W{l}"] = np.matmul(D{l}.T, A{l - 1}, out=out["W{l}"])',
                           f"{nm.eq_grad_w(l)}, {nm.EQ_BATCH_GRAD_W}"))
+        if penalty is not None:
+            decay = penalty.grad_weight.subs(penalty.strength, _l2(derivation))
+            lines.append(Line(f'grads["W{l}"] += {numpy_code(decay, {"W": f"W{l}"})}', nm.EQ_GRAD_PENALTY))
         lines.append(Line(f'grads["b{l}"] = np.sum(D{l}, axis=0, out=out["b{l}"])',
                           f"{nm.eq_grad_b(l)}, {nm.EQ_BATCH_GRAD_B}"))
         if l == 1:
@@ -147,5 +164,7 @@ def generate(derivation: Derivation, command: str) -> str:
         assumptions=assumptions,
         targets_sum_to_one=bool(derivation.output.assumptions),
         helpers=sorted(helpers),
+        l2=derivation.spec.l2,
+        penalty=_penalty(derivation),
     )
     return render_template("module.py.j2", context)

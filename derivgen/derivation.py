@@ -92,12 +92,23 @@ class DenseRules:
 
 
 @dataclass(frozen=True)
+class PenaltyRules:
+    """L2 weight decay (lambda/2) sum_ij W_ij^2 per layer, added to the batch-mean loss."""
+
+    strength: sp.Symbol  # lambda, generic; the network's value is spec.l2
+    per_layer: sp.Expr
+    grad_weight: sp.Expr  # dR/dW_ij
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
 class Derivation:
     spec: NetworkSpec
     activations: tuple[ActivationRule, ...]  # one per layer (shared objects when repeated)
     loss: LossRule
     output: OutputDelta
     dense: DenseRules
+    penalty: PenaltyRules | None = None  # when the network has an L2 weight decay
 
     def distinct_activations(self) -> list[ActivationRule]:
         seen = {}

@@ -11,7 +11,7 @@ import math
 import sympy as sp
 
 from . import naming as nm
-from .derivation import ActivationRule, Derivation, DenseRules, LossRule, OutputDelta, Step
+from .derivation import ActivationRule, Derivation, DenseRules, LossRule, OutputDelta, PenaltyRules, Step
 from .spec import NetworkSpec
 
 SAMPLE_POINTS = (-2.3, -1.1, -0.4, 0.3, 0.9, 1.7, 2.6)
@@ -26,6 +26,8 @@ def contract(expr: sp.Expr) -> sp.Expr:
     that do not depend on the summation index."""
 
     def one(s: sp.Sum) -> sp.Expr:
+        if len(s.limits) > 1:  # a double sum is a sum of sums
+            return sp.Sum(one(sp.Sum(s.function, s.limits[0])), *s.limits[1:])
         (idx, lo, hi), = s.limits
         terms = sp.Add.make_args(sp.expand(s.function))
         out = []
@@ -349,10 +351,29 @@ def dense_rules() -> DenseRules:
     return DenseRules(z_i, grad_w, grad_b, grad_in, steps)
 
 
+# ---------------------------------------------------------------- L2 penalty
+
+LAMBDA = sp.Symbol("lambda", positive=True)
+
+
+@functools.lru_cache(maxsize=None)
+def penalty_rules() -> PenaltyRules:
+    """The weight decay (lambda/2) sum_ij W_ij^2 of one layer, differentiated once."""
+    r, s = sp.symbols("r s", integer=True, positive=True)
+    penalty = LAMBDA / 2 * sp.Sum(nm.W[r, s] ** 2, (r, 1, nm.n), (s, 1, nm.m))
+    gradient = contract(sp.diff(penalty, nm.W[nm.i, nm.j]))
+    dr = sp.Derivative(sp.Function("R")(nm.W[nm.i, nm.j]), nm.W[nm.i, nm.j])
+    shown = LAMBDA / 2 * sp.Sum(nm.W[nm.i, nm.j] ** 2, (nm.i, 1, nm.n), (nm.j, 1, nm.m))
+    steps = (Step(_eq(sp.Symbol("R"), shown), "weight decay of one layer"),
+             Step(_eq(dr, gradient), "only the term with $r = i, s = j$ depends on $W_{ij}$"))
+    return PenaltyRules(LAMBDA, shown, gradient, steps)
+
+
 # ---------------------------------------------------------------- a network
 
 def derive(spec: NetworkSpec) -> Derivation:
     """Compose the cached per-layer results into the derivation of one network."""
     activations = tuple(activation_rule(layer.activation) for layer in spec.layers)
     loss = loss_rule(spec.loss)
-    return Derivation(spec, activations, loss, output_delta(activations[-1], loss), dense_rules())
+    penalty = penalty_rules() if spec.l2 else None
+    return Derivation(spec, activations, loss, output_delta(activations[-1], loss), dense_rules(), penalty)

@@ -36,6 +36,8 @@ EQ_GRAD_B = "grad-b"
 EQ_BATCH_DELTA = "batch-delta"
 EQ_BATCH_GRAD_W = "batch-grad-W"
 EQ_BATCH_GRAD_B = "batch-grad-b"
+EQ_PENALTY = "penalty"
+EQ_GRAD_PENALTY = "grad-penalty"
 
 
 def eq_activation(name: str) -> str:

@@ -244,6 +244,12 @@ class CodePrinter(NumPyPrinter):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
 
     def _print_Sum(self, expr):
+        if len(expr.limits) > 1:  # over every index: a number
+            body = expr.function
+            if body.is_Pow and body.exp == 2 and isinstance(body.base, sp.Indexed):
+                name = self._print(body.base)
+                return f"np.vdot({name}, {name})"
+            return f"np.sum({self._print(body)})"
         return f"np.sum({self._print(expr.function)}, axis=1, keepdims=True)"
 
     def _print_Function(self, expr):

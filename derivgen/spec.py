@@ -32,6 +32,7 @@ class NetworkSpec:
     loss: Definition
     loss_was_given: bool  # False when the loss followed the output activation
     source: str  # the spec as the user gave it (inline text or file name)
+    l2: float = 0.0  # L2 weight decay lambda: (lambda/2) sum ||W||^2 is added to the loss
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -56,6 +57,17 @@ def _width(text, where: str) -> int:
     return text
 
 
+MAX_L2 = 1e3
+
+
+def _l2(value, where: str) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_L2:
+        raise DerivgenError(f"{where}: the L2 weight decay must be a number from 0 to {MAX_L2:g}, got {value!r}")
+    return float(value)
+
+
 def custom_definitions(kind: str, items: dict[str, str]) -> dict[str, Definition]:
     """Parse user definitions {name: formula} of one kind."""
     out = {}
@@ -67,7 +79,7 @@ def custom_definitions(kind: str, items: dict[str, str]) -> dict[str, Definition
     return out
 
 
-def _build(name, input_width, layer_items, loss_name, activations, losses, source) -> NetworkSpec:
+def _build(name, input_width, layer_items, loss_name, activations, losses, source, l2=0.0) -> NetworkSpec:
     if not layer_items:
         raise DerivgenError("the spec has no layers: give at least one 'width:activation' after the input width")
     if len(layer_items) > MAX_LAYERS:
@@ -90,10 +102,10 @@ def _build(name, input_width, layer_items, loss_name, activations, losses, sourc
     if not isinstance(loss_key, str) or not loss_key.strip():
         raise DerivgenError(f"the loss must be a name, got {loss_name!r}")
     loss = catalog.lookup("loss", loss_key, losses)
-    return NetworkSpec(name, _width(input_width, "input"), tuple(layers), loss, given, source)
+    return NetworkSpec(name, _width(input_width, "input"), tuple(layers), loss, given, source, l2)
 
 
-def parse_inline(text: str, loss: str | None = None, activations=None, losses=None) -> NetworkSpec:
+def parse_inline(text: str, loss: str | None = None, activations=None, losses=None, l2=None) -> NetworkSpec:
     """`784-128:relu-10:softmax`: the input width, then `width:activation` per layer."""
     text = text.strip()
     if not text:
@@ -117,11 +129,11 @@ def parse_inline(text: str, loss: str | None = None, activations=None, losses=No
         if not sep:
             raise DerivgenError(f"layer {number}: {part!r} must be 'width:activation', as in 128:relu")
         items.append((units, activation))
-    return _build("network", head, items, loss, activations or {}, losses or {}, text)
+    return _build("network", head, items, loss, activations or {}, losses or {}, text, _l2(l2, "--l2"))
 
 
 LAYER_KEYS = {"units", "activation"}
-TOP_KEYS = {"name", "input", "loss", "layers", "activations", "losses"}
+TOP_KEYS = {"name", "input", "loss", "l2", "layers", "activations", "losses"}
 
 
 def _table(value, where: str) -> dict:
@@ -144,7 +156,7 @@ def _formulas(doc: dict, key: str) -> dict[str, str]:
 
 
 def parse_toml_text(text: str, source: str, loss: str | None = None,
-                    activations=None, losses=None) -> NetworkSpec:
+                    activations=None, losses=None, l2=None) -> NetworkSpec:
     """A TOML spec (see DESIGN.md); definitions given on the command line are added."""
     try:
         doc = tomllib.loads(text)
@@ -174,10 +186,11 @@ def parse_toml_text(text: str, source: str, loss: str | None = None,
     acts = custom_definitions("activation", _formulas(doc, "activations")) | (activations or {})
     loss_defs = custom_definitions("loss", _formulas(doc, "losses")) | (losses or {})
     file_loss = doc.get("loss")
-    return _build(name, doc["input"], items, loss if loss is not None else file_loss, acts, loss_defs, source)
+    decay = _l2(l2, "--l2") if l2 is not None else _l2(doc.get("l2"), f"{source}: l2")
+    return _build(name, doc["input"], items, loss if loss is not None else file_loss, acts, loss_defs, source, decay)
 
 
-def load(spec: str, loss: str | None = None, activations=None, losses=None) -> NetworkSpec:
+def load(spec: str, loss: str | None = None, activations=None, losses=None, l2=None) -> NetworkSpec:
     """An inline spec, or the path of a TOML file (anything ending in .toml or naming a file)."""
     if spec.endswith(".toml") or os.path.isfile(spec):
         try:
@@ -191,5 +204,5 @@ def load(spec: str, loss: str | None = None, activations=None, losses=None) -> N
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise DerivgenError(f"spec file {spec!r} is not UTF-8 text") from None
-        return parse_toml_text(text, os.path.basename(spec), loss, activations, losses)
-    return parse_inline(spec, loss, activations, losses)
+        return parse_toml_text(text, os.path.basename(spec), loss, activations, losses, l2)
+    return parse_inline(spec, loss, activations, losses, l2)

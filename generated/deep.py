@@ -19,6 +19,7 @@ ACTIVATIONS = ('tanh', 'tanh', 'tanh', 'tanh', 'tanh', 'tanh', 'tanh', 'tanh', '
 LOSS = 'mse'
 PARAM_NAMES = ('W1', 'b1', 'W2', 'b2', 'W3', 'b3', 'W4', 'b4', 'W5', 'b5', 'W6', 'b6', 'W7', 'b7', 'W8', 'b8', 'W9', 'b9', 'W10', 'b10', 'W11', 'b11', 'W12', 'b12', 'W13', 'b13', 'W14', 'b14', 'W15', 'b15', 'W16', 'b16', 'W17', 'b17', 'W18', 'b18', 'W19', 'b19', 'W20', 'b20', 'W21', 'b21')
 TARGETS_SUM_TO_ONE = False
+L2 = 0.0  # weight decay: (L2 / 2) * sum of squared weights is part of the loss
 _INIT = ('glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot', 'glorot')
 
 
@@ -162,7 +163,7 @@ def predict(params, X):
     return forward(params, X)[0]
 
 
-def _loss(cache, Y):
+def _loss(params, cache, Y):
     A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16, A17, A18, A19, A20, A21 = (cache[name] for name in ('A0', 'A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7', 'A8', 'A9', 'A10', 'A11', 'A12', 'A13', 'A14', 'A15', 'A16', 'A17', 'A18', 'A19', 'A20', 'A21'))
     return float(np.sum((0.5)*(A21 - Y)**2) / Y.shape[0])  # loss, batch-loss
 
@@ -172,7 +173,7 @@ def loss(params, X, Y):
     dtype = _check_params(params)
     _check_batch(X, "X", LAYER_SIZES[0], dtype)
     _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
-    return _loss(_forward(params, X)[1], Y)
+    return _loss(params, _forward(params, X)[1], Y)
 
 
 def backward(params, cache, Y, out=None):
@@ -293,7 +294,7 @@ def loss_and_grad(params, X, Y, out=None):
     _check_batch(X, "X", LAYER_SIZES[0], dtype)
     _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
     cache = _forward(params, X)[1]
-    return _loss(cache, Y), _backward(params, cache, Y, _check_out(out, dtype))
+    return _loss(params, cache, Y), _backward(params, cache, Y, _check_out(out, dtype))
 
 
 def gradient_check(params, X, Y, eps=1e-6, max_entries=20, seed=0):
@@ -318,3 +319,91 @@ def gradient_check(params, X, Y, eps=1e-6, max_entries=20, seed=0):
             analytic = float(grads[name].reshape(-1)[index])
             worst = max(worst, abs(analytic - numeric) / max(abs(analytic), abs(numeric), 1e-4))
     return worst
+
+
+# ---------------------------------------------------------------- training
+
+
+def sgd_step(params, grads, lr, momentum=0.0, state=None):
+    """One gradient-descent step, in place: p -= lr * g, or with momentum
+    v = momentum * v + g, p -= lr * v. Returns the state (the velocities) for the next call."""
+    if not momentum:
+        for name in PARAM_NAMES:
+            params[name] -= lr * grads[name]
+        return state
+    if state is None:
+        state = {name: np.zeros_like(params[name]) for name in PARAM_NAMES}
+    for name in PARAM_NAMES:
+        velocity = state[name]
+        velocity *= momentum
+        velocity += grads[name]
+        params[name] -= lr * velocity
+    return state
+
+
+def adam_step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam step (Kingma and Ba, 2015), in place; pass state=None the first time and
+    the returned state afterwards."""
+    if state is None:
+        state = {"t": 0, "m": {n: np.zeros_like(params[n]) for n in PARAM_NAMES},
+                 "v": {n: np.zeros_like(params[n]) for n in PARAM_NAMES}}
+    state["t"] += 1
+    t = state["t"]
+    step = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    for name in PARAM_NAMES:
+        g, m, v = grads[name], state["m"][name], state["v"][name]
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        params[name] -= step * m / (np.sqrt(v) + eps * math.sqrt(1 - beta2 ** t))
+    return state
+
+
+def clip_grads(grads, max_norm=None, max_value=None):
+    """Clip in place: each entry to [-max_value, max_value], then all gradients together
+    to a global L2 norm of at most max_norm. Returns the global norm before clipping."""
+    if max_value is not None:
+        for name in PARAM_NAMES:
+            np.clip(grads[name], -max_value, max_value, out=grads[name])
+    total = math.sqrt(sum(float(np.vdot(grads[n], grads[n])) for n in PARAM_NAMES))
+    if max_norm is not None and total > max_norm:
+        for name in PARAM_NAMES:
+            grads[name] *= max_norm / total
+    return total
+
+
+def gradient_norms(grads):
+    """The L2 norm of each gradient, {name: float}: small norms in the first layers of a
+    deep network mean vanishing gradients, huge ones exploding gradients."""
+    return {name: float(np.linalg.norm(grads[name])) for name in PARAM_NAMES}
+
+
+def fit(params, X, Y, epochs, batch_size, lr, optimizer="sgd", seed=0, momentum=0.0, max_norm=None):
+    """Shuffled mini-batch training, in place; returns the mean training loss of each epoch.
+    optimizer is "sgd" (with optional momentum) or "adam"; max_norm clips gradients."""
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    if not (isinstance(batch_size, int) and batch_size > 0 and isinstance(epochs, int) and epochs >= 0):
+        raise ValueError("epochs must be a whole number >= 0 and batch_size one > 0")
+    dtype = _check_params(params)
+    _check_batch(X, "X", LAYER_SIZES[0], dtype)
+    _check_batch(Y, "Y", LAYER_SIZES[-1], dtype, rows=X.shape[0])
+    rng = np.random.default_rng(seed)
+    grads = {name: np.empty_like(params[name]) for name in PARAM_NAMES}
+    state, history = None, []
+    for _ in range(epochs):
+        order = rng.permutation(X.shape[0])
+        total = 0.0
+        for start in range(0, X.shape[0], batch_size):
+            rows = order[start:start + batch_size]
+            value, grads = loss_and_grad(params, X[rows], Y[rows], out=grads)
+            total += value * len(rows)
+            if max_norm is not None:
+                clip_grads(grads, max_norm=max_norm)
+            if optimizer == "adam":
+                state = adam_step(params, grads, state, lr=lr)
+            else:
+                state = sgd_step(params, grads, lr, momentum=momentum, state=state)
+        history.append(total / X.shape[0])
+    return history
