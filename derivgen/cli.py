@@ -12,6 +12,7 @@ import click
 
 from . import __version__, catalog, spec as spec_module
 from .errors import DerivgenError
+from .stamp import untouched
 
 FORMATS = ("latex", "markdown")
 TIME_LIMIT = float(os.environ.get("DERIVGEN_TIME_LIMIT", "60"))  # seconds for one command
@@ -53,6 +54,22 @@ def _file_mode(path: str) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def check_overwrite(path: str, force: bool) -> None:
+    """Refuse to replace a file derivgen did not write, or one edited since it wrote it."""
+    if force or not os.path.lexists(path):
+        return
+    if os.path.isdir(path):
+        raise DerivgenError(f"cannot write {path!r}: it is a folder")
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            current = handle.read()
+    except (OSError, UnicodeDecodeError):
+        current = None
+    if current is None or not untouched(current):
+        raise DerivgenError(f"refusing to overwrite {path!r}: derivgen did not write it, or it was edited "
+                            "since; use --force to replace it")
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -161,7 +178,8 @@ def derive(spec, loss, activation_defs, loss_defs, fmt, l2, output):
 @click.option("--l2", type=float, default=None, help="L2 weight decay: adds (l2/2) sum ||W||^2 to the loss.")
 @click.option("-o", "--output", default=None, help="Write the module to FILE instead of stdout.")
 @click.option("--check", is_flag=True, help="Exit 0 if FILE is exactly what would be generated, 1 if not; write nothing.")
-def generate(spec, loss, activation_defs, loss_defs, l2, output, check):
+@click.option("--force", is_flag=True, help="Overwrite FILE even if derivgen did not write it or it was edited.")
+def generate(spec, loss, activation_defs, loss_defs, l2, output, check, force):
     """Write a standalone NumPy module with forward and backward for SPEC."""
     from .codegen import generate as run
     from .derive import derive
@@ -182,6 +200,8 @@ def generate(spec, loss, activation_defs, loss_defs, l2, output, check):
             sys.exit(1)
         click.echo(f"{output} is current")
         return
+    if output:
+        check_overwrite(output, force)
     _emit(text, output)
 
 

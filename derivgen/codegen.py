@@ -13,6 +13,7 @@ from . import __version__
 from . import naming as nm
 from .derivation import Derivation
 from .printing import numpy_code, sigmoid_form, with_out
+from .stamp import stamp
 from .templating import render_template
 
 HE_INIT = "he"
@@ -167,4 +168,4 @@ def generate(derivation: Derivation, command: str) -> str:
         l2=derivation.spec.l2,
         penalty=_penalty(derivation),
     )
-    return render_template("module.py.j2", context)
+    return stamp(render_template("module.py.j2", context), "python")

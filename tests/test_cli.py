@@ -273,7 +273,7 @@ def test_failed_rename_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatc
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(os, "replace", refuse)
-    assert_clean_error(run("generate", SMALL, "-o", str(path)), "Permission denied")
+    assert_clean_error(run("generate", SMALL, "-o", str(path), "--force"), "Permission denied")
     assert path.read_text(encoding="utf-8") == "old contents\n"
     assert stray_temporaries(tmp_path) == []
 
