@@ -30,7 +30,25 @@ def environment() -> jinja2.Environment:
     )
     env.filters["repr"] = repr
     env.filters["tuple_literal"] = lambda items: repr(tuple(items))
+    env.filters["unpack"] = unpack
     return env
+
+
+def unpack(names, source: str, indent: int = 4, width: int = 96) -> str:
+    """`a, b, c = source`, wrapped in parentheses over several lines when it is long."""
+    line = f"{', '.join(names)} = {source}"
+    if len(line) + indent <= width:
+        return line
+    rows, row = [], ""
+    for name in names:
+        piece = f"{name}, "
+        if row and len(row) + len(piece) + indent + 1 > width:
+            rows.append(row.rstrip())
+            row = ""
+        row += piece
+    rows.append(row.rstrip().rstrip(","))
+    pad = " " * (indent + 1)
+    return "(" + ("\n" + pad).join(rows) + f") = {source}"
 
 
 def render_template(name: str, context: dict) -> str:
