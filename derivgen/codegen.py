@@ -12,10 +12,12 @@ import sympy as sp
 from . import __version__
 from . import naming as nm
 from .derivation import Derivation
+from .inplace import emit
 from .printing import numpy_code, sigmoid_form, with_out
 from .stamp import stamp
 from .templating import render_template
 
+SCRATCH = ("T", "U", "V", "S")  # temporaries of one layer in the workspace
 HE_INIT = "he"
 GLOROT_INIT = "glorot"
 
@@ -47,11 +49,11 @@ def _relu_like(rule) -> bool:
 
 
 def _forward(derivation: Derivation, helpers: set[str], saved: list[str]) -> list[Line]:
-    """Z = A @ W.T + b with the bias added in place, then the activation, written over Z
-    when backward needs only a (one array per layer instead of two)."""
+    """Z = A @ W.T + b into the workspace, the bias added in place, then the activation,
+    written over Z when backward needs only a (one array per layer instead of two)."""
     lines = []
     for l, rule in enumerate(derivation.activations, start=1):
-        lines.append(Line(f"Z{l} = A{l - 1} @ W{l}.T", nm.eq_forward(l)))
+        lines.append(Line(f'Z{l} = np.matmul(A{l - 1}, W{l}.T, out=ws["Z{l}"])', nm.eq_forward(l)))
         lines.append(Line(f"Z{l} += b{l}"))
         if rule.is_softmax:
             helpers.add("_softmax")
@@ -61,8 +63,23 @@ def _forward(derivation: Derivation, helpers: set[str], saved: list[str]) -> lis
         if code == f"Z{l}":
             lines.append(Line(f"A{l} = Z{l}"))
             continue
-        in_place = with_out(code, f"Z{l}") if f"Z{l}" not in saved else None
-        lines.append(Line(f"A{l} = {in_place or code}"))
+        single_call = with_out(code, f"Z{l}" if f"Z{l}" not in saved else f'ws["A{l}"]')
+        lines.append(Line(f"A{l} = {single_call or code}"))
+    return lines
+
+
+def _in_place(expr: sp.Expr, layer: int, target: str, helpers: set[str], label: str = "") -> list[Line] | None:
+    """Lines computing expr into the workspace buffer `target` (an array of layer `layer`)
+    with one ufunc call per operation, or None when it needs the ordinary printer."""
+    emitted = emit(sigmoid_form(expr, nm.Z), _names(layer), target, [f"{t}{layer}" for t in SCRATCH if t != target[0]])
+    if emitted is None:
+        return None
+    calls, used = emitted
+    if any("_sigmoid(" in call for call in calls):
+        helpers.add("_sigmoid")
+    lines = [Line(f'{name} = ws["{name}"]') for name in [target] + used]
+    lines += [Line(call) for call in calls]
+    lines[len(used) + 1] = Line(lines[len(used) + 1].code, label)
     return lines
 
 
@@ -78,14 +95,17 @@ def _saved(derivation: Derivation) -> list[str]:
     return keep
 
 
-def _loss_expression(derivation: Derivation, helpers: set[str]) -> str:
+def _loss_lines(derivation: Derivation, helpers: set[str]) -> tuple[list[Line], str]:
+    """(lines, array): the per-unit loss of every output unit, in a workspace buffer when
+    it can be computed in place; summed and divided by B by the caller."""
     out, L = derivation.output, derivation.spec.depth
-    if out.loss_from_logits is not None:
-        return numpy_code(out.loss_from_logits, _names(L), helpers)
-    per_unit = derivation.loss.per_unit
-    if out.activation.is_softmax:
-        per_unit = per_unit.subs({nm.A: nm.a[nm.k], nm.Y: nm.y[nm.k]})
-    return numpy_code(per_unit, _names(L), helpers)
+    per_unit = out.loss_from_logits
+    if per_unit is None:  # per unit in the scalars a, y: the same for softmax's units
+        per_unit = derivation.loss.per_unit
+    lines = _in_place(per_unit, L, f"T{L}", helpers, nm.EQ_LOSS)
+    if lines is not None:
+        return lines, f"T{L}"
+    return [], numpy_code(per_unit, _names(L), helpers)
 
 
 def _l2(derivation: Derivation) -> sp.Rational:
@@ -103,17 +123,14 @@ def _penalty(derivation: Derivation) -> str:
 
 def _backward(derivation: Derivation, helpers: set[str]) -> list[Line]:
     out, L = derivation.output, derivation.spec.depth
-    lines = []
     label = f"{nm.EQ_OUTPUT_DELTA}, {nm.EQ_BATCH_DELTA}"
-    if out.collapsed is not None:
-        a = f"A{L}" if not out.uses_z else _code(out.activation.forward, L, helpers)
-        lines.append(Line(f"D{L} = {a} - Y", label))
-        scale = out.collapsed
-        lines.append(Line(f"D{L} /= B" if scale == 1 else f"D{L} *= {numpy_code(scale, {})} / B",
-                          "the batch mean's 1/B, once"))
-    else:
-        lines.append(Line(f"D{L} = {_code(out.result, L, helpers)}", label))
-        lines.append(Line(f"D{L} /= B", "the batch mean's 1/B, once"))
+    delta = out.result
+    if out.collapsed is not None:  # the proved c (a - y): fused
+        delta = out.collapsed * ((out.activation.forward if out.uses_z else nm.A) - nm.Y)
+    if out.activation.is_softmax:
+        delta = delta.subs({nm.a[nm.k]: nm.A, nm.y[nm.k]: nm.Y}) if not delta.has(sp.Sum) else delta
+    lines = _in_place(delta, L, f"D{L}", helpers, label) or [Line(f"D{L} = {_code(delta, L, helpers)}", label)]
+    lines.append(Line(f"D{L} /= B", "the batch mean's 1/B, once"))
     penalty = derivation.penalty
     for l in range(L, 0, -1):
         lines.append(Line(f'grads["W{l}"] = np.matmul(D{l}.T, A{l - 1}, out=out["W{l}"])',
@@ -126,10 +143,16 @@ def _backward(derivation: Derivation, helpers: set[str]) -> list[Line]:
         if l == 1:
             break
         rule = derivation.activations[l - 2]
-        lines.append(Line(f"D{l - 1} = D{l} @ W{l}", f"{nm.eq_delta(l - 1)}, {nm.EQ_HIDDEN_DELTA}"))
+        lines.append(Line(f'D{l - 1} = np.matmul(D{l}, W{l}, out=ws["D{l - 1}"])',
+                          f"{nm.eq_delta(l - 1)}, {nm.EQ_HIDDEN_DELTA}"))
         factor = rule.backward_form
-        if factor != 1:
+        if factor == 1:
+            continue
+        in_place = _in_place(factor, l - 1, f"T{l - 1}", helpers, nm.eq_activation(rule.name))
+        if in_place is None:
             lines.append(Line(f"D{l - 1} *= {_code(factor, l - 1, helpers)}", nm.eq_activation(rule.name)))
+        else:
+            lines += in_place + [Line(f"D{l - 1} *= T{l - 1}")]
     return lines
 
 
@@ -140,7 +163,7 @@ def generate(derivation: Derivation, command: str) -> str:
     saved = _saved(derivation)
     forward = _forward(derivation, helpers, saved)
     backward = _backward(derivation, helpers)
-    loss = _loss_expression(derivation, helpers)
+    loss_lines, loss = _loss_lines(derivation, helpers)
     init = [HE_INIT if _relu_like(rule) else GLOROT_INIT for rule in derivation.activations]
     assumptions = [str(a.lhs.function) + " summed over units = " + str(a.rhs) for a in derivation.output.assumptions]
     context = dict(
@@ -161,6 +184,7 @@ def generate(derivation: Derivation, command: str) -> str:
         shapes=[shape for l in range(1, spec.depth + 1)
                 for shape in ((spec.sizes[l], spec.sizes[l - 1]), (spec.sizes[l],))],
         loss=loss,
+        loss_lines=loss_lines,
         collapsed=derivation.output.collapsed is not None,
         assumptions=assumptions,
         targets_sum_to_one=bool(derivation.output.assumptions),

@@ -12,6 +12,8 @@ as the generated module's stable helpers; constants as Python floats, so float32
 float32 (NumPy treats Python scalars as weak).
 """
 
+import functools
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.numpy import NumPyPrinter
@@ -35,7 +37,7 @@ class MathPrinter(LatexPrinter):
     index for the per-unit scalars a, z, y (a^{(L)}_k)."""
 
     _default_settings = {**LatexPrinter._default_settings, "layer": None, "prev_layer": None, "shape": None,
-                         "index": None}
+                         "index": None, "words": ("for", "otherwise")}
 
     def _sup(self, name: str, previous: bool = False) -> str:
         layer = self._settings["prev_layer" if previous else "layer"]
@@ -128,7 +130,15 @@ class MathPrinter(LatexPrinter):
         if self._settings["shape"] is not None and len(expr.args) == 2 and \
                 expr.args[0][0] == 1 and expr.args[1][0] == 0:
             return rf"[{self._print(expr.args[0][1])}]"
-        return super()._print_Piecewise(expr)
+        # SymPy's cases, with the words of the document's language (setting `words`)
+        word_for, word_otherwise = self._settings["words"]
+        rows = []
+        for value, condition in expr.args:
+            if condition is sp.true:
+                rows.append(rf"{self._print(value)} & \text{{{word_otherwise}}}")
+            else:
+                rows.append(rf"{self._print(value)} & \text{{{word_for}}}\: {self._print(condition)}")
+        return r"\begin{cases} " + r" \\".join(rows) + r" \end{cases}"
 
     def _print_Indexed(self, expr):
         name = expr.base.label.name
@@ -170,9 +180,11 @@ def _constants_out_of_sums(expr):
     return expr.replace(numeric_factor, pull) if isinstance(expr, sp.Basic) and expr.has(sp.Sum) else expr
 
 
-def latex(expr, layer=None, prev_layer=None, shape=None, index=None) -> str:
-    """LaTeX for a document; see MathPrinter for the settings."""
-    printer = MathPrinter({"layer": layer, "prev_layer": prev_layer, "shape": shape, "index": index})
+def latex(expr, layer=None, prev_layer=None, shape=None, index=None, words=("for", "otherwise")) -> str:
+    """LaTeX for a document; see MathPrinter for the settings (`words`: the words of a
+    case distinction, "for" and "otherwise" in English)."""
+    printer = MathPrinter({"layer": layer, "prev_layer": prev_layer, "shape": shape, "index": index,
+                           "words": tuple(words)})
     return printer.doprint(_constants_out_of_sums(expr))
 
 
@@ -187,9 +199,12 @@ def _sigmoid_argument(expr: sp.Expr):
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def sigmoid_form(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
     """Rewrite e^{-v}, e^{v} through s = sigmoid(v) when the expression is built of
-    1/(1 + e^{-v}) pieces, so that nothing overflows: e^{-v} = (1 - s)/s."""
+    1/(1 + e^{-v}) pieces, so that nothing overflows: e^{-v} = (1 - s)/s.
+    Cached: a deep network asks for the same layer's expression once per layer, and the
+    simplification costs up to a second for a custom activation."""
     s = sp.Symbol("_s")
     if not any(_sigmoid_argument(p.base) == variable for p in expr.atoms(sp.Pow)) and \
             not any(_sigmoid_argument(p.base) == -variable for p in expr.atoms(sp.Pow)):
@@ -298,15 +313,20 @@ class CodePrinter(NumPyPrinter):
         return f"np.where({self._print(condition)}, {self._print(value)}, {other_text})"
 
 
+def prepare(expr: sp.Expr) -> sp.Expr:
+    """Irrational constants as floats (Python floats keep float32 arrays float32), and
+    1/(1 + e^{-u}) as the stable sigmoid helper."""
+    numeric = expr.xreplace({c: sp.Float(c, 17) for c in expr.atoms(sp.NumberSymbol)})
+    numeric = numeric.replace(lambda e: e.is_Pow and e.is_number and not e.is_Rational,
+                              lambda e: e.evalf(17))
+    return _with_sigmoids(numeric)
+
+
 def numpy_code(expr, names: dict[str, str], helpers: set[str] | None = None) -> str:
     """Print expr as a NumPy expression over batch arrays; helper functions it needs are
     added to `helpers`."""
     printer = CodePrinter({"names": names})
-    numeric = expr.xreplace({c: sp.Float(c, 17) for c in expr.atoms(sp.NumberSymbol)})
-    numeric = numeric.replace(lambda e: e.is_Pow and e.is_number and not e.is_Rational,
-                              lambda e: e.evalf(17))
-    numeric = _with_sigmoids(numeric)
-    text = printer.doprint(numeric)
+    text = printer.doprint(prepare(expr))
     if helpers is not None:
         helpers |= printer.helpers
     return text

@@ -218,21 +218,32 @@ def test_deterministic():
     assert module_source(*CASES["deep"]) == module_source(*CASES["deep"])
 
 
+def output_delta_code(source: str) -> list[str]:
+    """The lines of backward that compute the output delta, up to its 1/B."""
+    body = source.split("def _backward", 1)[1]
+    start = body.index("# output-delta")
+    start = body.rindex("\n", 0, start) + 1
+    return [line.split("#")[0].strip() for line in body[start:body.index("/= B", start)].splitlines()[:-1]]
+
+
+def is_fused(source: str) -> bool:
+    return output_delta_code(source) == ["np.subtract(A2, Y, out=D2)"]
+
+
 @pytest.mark.parametrize("case", [c for c in CUSTOM if c.startswith("respelled")])
 def test_respelled_builtins_use_the_fused_delta(modules, case):
     source = module_source(CUSTOM[case][0], CUSTOM[case][1],
                            activations=custom_definitions("activation", CUSTOM[case][2]),
                            losses=custom_definitions("loss", CUSTOM[case][3]))
-    assert "D2 = A2 - Y" in source
+    assert is_fused(source)
     assert "np.log(A2" not in source  # the loss is computed from the logits where it can be
 
 
 def test_fused_output_delta_where_proved():
-    assert "D2 = A2 - Y" in module_source(*CASES["softmax-ce"])
-    assert "D2 = A2 - Y" in module_source(*CASES["sigmoid-bce"])
-    assert "D2 = A2 - Y" in module_source(*CASES["identity-mse"])
-    assert "D2 = A2 - Y" not in module_source(*CASES["sigmoid-mse"])
-    assert "D2 = A2 - Y" not in module_source(*CASES["softmax-mse"])
+    for case in ("softmax-ce", "sigmoid-bce", "identity-mse"):
+        assert is_fused(module_source(*CASES[case])), case
+    for case in ("sigmoid-mse", "softmax-mse", "sigmoid-ce", "tanh-mse"):
+        assert not is_fused(module_source(*CASES[case])), case
 
 
 def test_module_needs_neither_sympy_nor_derivgen(tmp_path):
@@ -252,3 +263,42 @@ print(m.loss(p, X, Y) > 0)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("case", ["deep", "softmax-ce", "sigmoid-mse"])
+def test_reused_buffers_never_reach_the_caller(modules, case):
+    """Workspace buffers are reused across calls: what a caller holds must not change."""
+    module = modules(case)
+    rng = np.random.default_rng(3)
+    params = random_params(module, 0)
+    X, Y = batch(module, rng)
+    X2, Y2 = batch(module, rng)
+    Yhat, cache = module.forward(params, X)
+    _, grads = module.loss_and_grad(params, X, Y)
+    kept = ({k: v.copy() for k, v in cache.items()}, Yhat.copy(), {k: v.copy() for k, v in grads.items()})
+    module.loss_and_grad(params, X2, Y2)
+    module.loss(params, X2, Y2)
+    module.backward(params, module.forward(params, X2)[1], Y2)
+    for key, value in cache.items():
+        np.testing.assert_array_equal(value, kept[0][key])
+    np.testing.assert_array_equal(Yhat, kept[1])
+    for key, value in grads.items():
+        np.testing.assert_array_equal(value, kept[2][key])
+    # and backward on the first cache still gives the first gradients
+    again = module.backward(params, cache, Y)
+    for key in grads:
+        np.testing.assert_allclose(again[key], kept[2][key], rtol=1e-13, atol=1e-15)
+
+
+def test_out_receives_the_gradients(modules):
+    module = modules("softmax-ce")
+    params = random_params(module, 0)
+    X, Y = batch(module, np.random.default_rng(0))
+    out = {k: np.empty_like(v) for k, v in params.items()}
+    value, grads = module.loss_and_grad(params, X, Y, out=out)
+    assert grads is out
+    _, fresh = module.loss_and_grad(params, X, Y)
+    for key in fresh:
+        np.testing.assert_array_equal(out[key], fresh[key])
+    with pytest.raises(ValueError, match="out"):
+        module.loss_and_grad(params, X, Y, out={k: v.astype(np.float32) for k, v in out.items()})
