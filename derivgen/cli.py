@@ -15,6 +15,8 @@ from .errors import DerivgenError
 from .stamp import untouched
 
 FORMATS = ("latex", "markdown")
+DOCUMENT_FORMATS = ("latex", "markdown", "myst")  # derive's; see render.FORMATS
+LANGUAGES = ("en", "zh")  # see messages.LANGUAGES
 TIME_LIMIT = float(os.environ.get("DERIVGEN_TIME_LIMIT", "60"))  # seconds for one command
 
 
@@ -72,8 +74,9 @@ def check_overwrite(path: str, force: bool) -> None:
                             "since; use --force to replace it")
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file.
+    Text is written as UTF-8 with \\n line ends; bytes as they are."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise DerivgenError(f"cannot write {path!r}: the folder {folder!r} does not exist")
@@ -82,8 +85,12 @@ def write_atomic(path: str, text: str) -> None:
     except OSError as exc:
         raise DerivgenError(f"cannot write {path!r}: {exc.strerror}") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
+        if isinstance(text, bytes):
+            with os.fdopen(handle, "wb") as out:
+                out.write(text)
+        else:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+                out.write(text)
         os.chmod(temporary, _file_mode(path))  # mkstemp makes 0600; give what open() would
         os.replace(temporary, path)
     except OSError as exc:
@@ -161,16 +168,32 @@ def main():
 
 @main.command()
 @spec_options
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(DOCUMENT_FORMATS), default="latex", show_default=True,
+              help="latex, markdown (GitHub, Obsidian, KaTeX, MathJax) or myst (Jupyter Book).")
+@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
+              help="The language of the document: en (English) or zh (Chinese; LaTeX for xelatex).")
+@click.option("--pdf", is_flag=True, help="Build the LaTeX into a PDF (pdflatex, or xelatex for zh); needs -o FILE.pdf.")
 @click.option("--l2", type=float, default=None, help="L2 weight decay: adds (l2/2) sum ||W||^2 to the loss.")
 @click.option("-o", "--output", default=None, help="Write to FILE instead of stdout.")
-def derive(spec, loss, activation_defs, loss_defs, fmt, l2, output):
-    """Write the derivation of SPEC's backpropagation as LaTeX or Markdown."""
+def derive(spec, loss, activation_defs, loss_defs, fmt, lang, pdf, l2, output):
+    """Write the derivation of SPEC's backpropagation as LaTeX, Markdown, MyST or a PDF."""
     from .derive import derive as run
-    from .render import render
+    from .render import LATEX_ENGINE, render
 
+    if pdf:
+        from . import pdf as pdf_module
+
+        if fmt != "latex":
+            raise DerivgenError("--pdf builds the LaTeX document; leave out --format (or give --format latex)")
+        if not output:
+            raise DerivgenError("--pdf needs -o FILE.pdf, the file to write")
+        pdf_module.require(LATEX_ENGINE[lang])  # before the derivation: fail fast
     network = load_spec(spec, loss, activation_defs, loss_defs, l2)
-    _emit(render(run(network), fmt), output)
+    text = render(run(network), fmt, lang)
+    if pdf:
+        write_atomic(output, pdf_module.build(text, LATEX_ENGINE[lang]))
+    else:
+        _emit(text, output)
 
 
 @main.command()
