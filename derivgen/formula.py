@@ -13,11 +13,15 @@ The language
                argument each); max(p, q); min(p, q); where(cond, p, q), where cond is a single
                comparison ``<``, ``<=``, ``>`` or ``>=`` (comparisons appear nowhere else)
 
-Limits: one line of printable ASCII, at most MAX_LENGTH characters; AST nesting at most
-MAX_DEPTH; every constant subexpression a finite real number of magnitude at most 1e12; every
-constant exponent at most 64 in magnitude, and a fraction with denominator at most 1000.
-A power of two constants is estimated with logarithms before SymPy computes it, so
-``9**9**9**9`` is refused at once.
+Limits, so that no formula can keep SymPy busy for long: one line of printable ASCII, at
+most MAX_LENGTH characters; AST nesting at most MAX_DEPTH, calls inside one another at most
+MAX_CALL_DEPTH; every constant subexpression a
+finite real number of magnitude at most 1e12; a constant exponent at most 64 in magnitude and
+with denominator at most 1000 (``x**0.5``, ``x**(1/3)``, not ``x**0.3333``).  A power of
+two constants is estimated with logarithms before SymPy computes it, so ``9**9**9**9`` is
+refused at once.  A comparison may not contain max/min/where (SymPy would solve inequalities
+to rewrite it); max and min of a max/min/where are distributed over its branches instead,
+so clamps such as ``min(max(0, x), 6)`` work.
 
 The tie rule at kinks: ``where(cond, p, q)`` takes q wherever cond is false.  ``max`` and
 ``min`` with exactly one constant argument take the constant at the tie, so ``max(0, x)``
@@ -39,15 +43,19 @@ import sympy
 
 MAX_LENGTH = 400  # characters
 MAX_DEPTH = 40  # nesting depth of the AST's expression nodes
+# Calls inside calls. SymPy's assumptions (is x real?) on sinh/tanh/sigmoid nested over a log
+# or a sqrt cost exponentially in the nesting: 4 levels take at most ~0.5 s, 5 up to seconds,
+# 8 minutes. Real activations nest 2 or 3 (x*tanh(log(1 + exp(x)))).
+MAX_CALL_DEPTH = 4
+_PIECEWISE = ("max", "min", "where")
 MAX_DIGITS = 20  # significant digits of a literal
 MAX_MAGNITUDE = 10**12  # of any constant; a nonzero literal must also be at least 1e-12
 MAX_EXPONENT = 64  # magnitude of a constant exponent
 MAX_DENOMINATOR = 1000  # of a fractional constant exponent
-MAX_BITS = 1024  # of any integer inside a constant
+MAX_BITS = 4096  # of any integer in the result: 0.1234567891**64 has 2100
 # SymPy simplifies c**(p/q) by factoring a number about c**q: 999999999999**0.999 takes seconds
 MAX_ROOT_BITS = 8192
-# SymPy rewrites a condition that contains a Piecewise, at a cost exponential in the nesting
-MAX_PIECEWISE_IN_COMPARISON = 1
+MAX_BRANCHES = 64  # of one max or min, counted after distributing it over max/min/where
 
 
 class _Refused(Exception):
@@ -59,21 +67,28 @@ class FormulaError(ValueError):
 
 
 def _compare(relation, p, q):
-    if len(p.atoms(sympy.Piecewise) | q.atoms(sympy.Piecewise)) > MAX_PIECEWISE_IN_COMPARISON:
-        raise _Refused("a comparison may contain at most one max/min/where (nested too deeply)")
+    # SymPy rewrites a condition that holds a Piecewise by solving inequalities, which can
+    # take minutes; max/min distribute over a Piecewise argument instead (see _extremum)
+    if p.has(sympy.Piecewise) or q.has(sympy.Piecewise):
+        raise _Refused("a comparison cannot contain max/min/where (except max/min nested directly)")
     return relation(p, q)
 
 
-def _max(p, q):
+def _branches(expr) -> int:
+    return sum(_branches(e) for e, _ in expr.args) if isinstance(expr, sympy.Piecewise) else 1
+
+
+def _extremum(relation, p, q):
+    """max (relation >) or min (<) of p and q, by the tie rule of the module docstring."""
+    if _branches(p) * _branches(q) > MAX_BRANCHES:
+        raise _Refused(f"max/min nested too deeply (more than {MAX_BRANCHES} branches)")
+    if isinstance(p, sympy.Piecewise):  # min(max(0, x), 6): one min per branch of the max
+        return sympy.Piecewise(*[(_extremum(relation, e, q), c) for e, c in p.args])
+    if isinstance(q, sympy.Piecewise):
+        return sympy.Piecewise(*[(_extremum(relation, p, e), c) for e, c in q.args])
     if not p.free_symbols and q.free_symbols:  # the constant branch takes the tie
         p, q = q, p
-    return sympy.Piecewise((p, _compare(operator.gt, p, q)), (q, True))
-
-
-def _min(p, q):
-    if not p.free_symbols and q.free_symbols:
-        p, q = q, p
-    return sympy.Piecewise((p, _compare(operator.lt, p, q)), (q, True))
+    return sympy.Piecewise((p, _compare(relation, p, q)), (q, True))
 
 
 # name -> (parameters, builder); the parameter named "cond" is read as a comparison
@@ -88,8 +103,8 @@ _FUNCTIONS = {
     "abs": (("u",), sympy.Abs),
     "cosh": (("u",), sympy.cosh),
     "sinh": (("u",), sympy.sinh),
-    "max": (("p", "q"), _max),
-    "min": (("p", "q"), _min),
+    "max": (("p", "q"), lambda p, q: _extremum(operator.gt, p, q)),
+    "min": (("p", "q"), lambda p, q: _extremum(operator.lt, p, q)),
     "where": (("cond", "p", "q"), lambda cond, p, q: sympy.Piecewise((p, cond), (q, True))),
 }
 FUNCTIONS: tuple[str, ...] = tuple(_FUNCTIONS)
@@ -114,6 +129,7 @@ _REFUSED_NODES = {
     ast.DictComp: "a comprehension", ast.GeneratorExp: "a generator",
     ast.Tuple: "a tuple (stray comma?)", ast.List: "a list", ast.Set: "a set", ast.Dict: "a dict",
 }
+_POSTFIX = (ast.Attribute, ast.Subscript)
 _LITERAL_KINDS = {str: "a string", bytes: "bytes", bool: "True/False", type(None): "None",
                   complex: "a complex number"}
 _NOT_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
@@ -139,12 +155,8 @@ class _Builder:
         return FormulaError(f"formula {_shorten(self.text)}: {problem}{where}{hint}")
 
     def fail(self, node: ast.AST, problem: str, hint: str = "") -> FormulaError:
-        # x.a.b and x[i] are reported at the first '.' or '[', not at x
-        while isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(
-                node.value, (ast.Attribute, ast.Subscript)):
-            node = node.value
-        attribute = isinstance(node, (ast.Attribute, ast.Subscript))
-        offset = node.value.end_col_offset if attribute else node.col_offset
+        # x.a and x[i] are reported at the '.' or '[', not at x
+        offset = node.value.end_col_offset if isinstance(node, _POSTFIX) else node.col_offset
         return self.error(problem, offset + 1 + self.indent, hint)
 
     def snippet(self, node: ast.AST) -> str:
@@ -153,9 +165,13 @@ class _Builder:
     def build(self, node: ast.AST) -> sympy.Expr:
         handler = _NODES.get(type(node))
         if handler is None:
+            while isinstance(node, _POSTFIX) and isinstance(node.value, _POSTFIX):
+                node = node.value  # x.__class__.__mro__[1]: the first '.' is the problem
             kind = _REFUSED_NODES.get(type(node), type(node).__name__)
             raise self.fail(node, f"{kind} is not allowed")
         expr = handler(self, node)
+        if max(_bits(expr), default=0) > MAX_BITS:
+            raise self.fail(node, f"{self.snippet(node)} needs numbers of more than {MAX_BITS} bits")
         if not expr.free_symbols:
             self.value(expr, node)  # refuses constants that are not finite, real and moderate
         return expr
@@ -171,8 +187,6 @@ class _Builder:
             raise self.fail(node, f"{self.snippet(node)} is not a real number")
         if abs(real) > MAX_MAGNITUDE:
             raise self.fail(node, f"{self.snippet(node)} is too large (constants are at most 1e12)")
-        if max(_bits(expr), default=0) > MAX_BITS:
-            raise self.fail(node, f"{self.snippet(node)} needs numbers of more than {MAX_BITS} bits")
         return real
 
     def number(self, node: ast.Constant) -> sympy.Expr:
@@ -227,11 +241,11 @@ class _Builder:
         if exponent.is_Rational and exponent.q > MAX_DENOMINATOR:
             raise self.fail(node.right, f"exponent {shown} is too fine a fraction "
                             f"(denominator at most {MAX_DENOMINATOR}: write 1/3, not 0.3333)")
+        if exponent.is_Rational and exponent.q * sum(_bits(base)) > MAX_ROOT_BITS:
+            raise self.fail(node, f"{self.snippet(node)} is too costly to compute exactly")
         if base.free_symbols:
             return
         b = self.value(base, node.left)
-        if exponent.is_Rational and exponent.q * sum(_bits(base)) > MAX_ROOT_BITS:
-            raise self.fail(node, f"{self.snippet(node)} is too costly to compute exactly")
         if b == 0 and p < 0:
             raise self.fail(node.right, "division by zero (0 to a negative power)")
         if b != 0 and p * sympy.log(sympy.Float(abs(b), 20)) > math.log(MAX_MAGNITUDE) + 1e-9:
@@ -239,9 +253,9 @@ class _Builder:
 
     def call(self, node: ast.Call) -> sympy.Expr:
         if not isinstance(node.func, ast.Name):
-            refused = _REFUSED_NODES.get(type(node.func))
-            problem = f"{refused} is not allowed" if refused else "only named functions can be called"
-            raise self.fail(node.func, problem)
+            if type(node.func) in _REFUSED_NODES:
+                self.build(node.func)  # raises, saying what is wrong
+            raise self.fail(node.func, "only named functions can be called")
         name = node.func.id
         if name not in _FUNCTIONS:
             raise self.fail(node.func, f"unknown function {name!r}", f"allowed: {', '.join(FUNCTIONS)}")
@@ -277,14 +291,19 @@ _NODES = {ast.Constant: _Builder.number, ast.Name: _Builder.name, ast.UnaryOp: _
           ast.BinOp: _Builder.binary, ast.Call: _Builder.call}
 
 
-def _too_deep(tree: ast.Expression) -> ast.AST | None:
-    """The first expression node nested deeper than MAX_DEPTH, found without recursion."""
-    stack = [(tree.body, 1)]
+def _too_deep(tree: ast.Expression) -> tuple[ast.AST, str] | None:
+    """The first expression node nested deeper than MAX_DEPTH, or the first call nested in
+    more than MAX_CALL_DEPTH - 1 calls (max, min and where not counted: their branches are
+    limited by MAX_BRANCHES), with the problem; found without recursion."""
+    stack = [(tree.body, 1, 0)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, calls = stack.pop()
         if depth > MAX_DEPTH:
-            return node
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node)
+            return node, f"nested too deeply (more than {MAX_DEPTH} levels)"
+        calls += isinstance(node, ast.Call) and getattr(node.func, "id", "") not in _PIECEWISE
+        if calls > MAX_CALL_DEPTH:
+            return node, f"functions nested too deeply (more than {MAX_CALL_DEPTH} calls inside one another)"
+        stack.extend((child, depth + 1, calls) for child in ast.iter_child_nodes(node)
                      if isinstance(child, ast.expr))
     return None
 
@@ -322,7 +341,7 @@ def parse_formula(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
         raise builder.error("too complex to parse") from None
     deep = _too_deep(tree)
     if deep is not None:
-        raise builder.fail(deep, f"nested too deeply (more than {MAX_DEPTH} levels)")
+        raise builder.fail(*deep)
     try:
         expr = builder.build(tree.body)
     except FormulaError:
