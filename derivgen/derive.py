@@ -77,12 +77,21 @@ def _branches(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Basic]]:
     return list(expr.args) if isinstance(expr, sp.Piecewise) else [(expr, sp.true)]
 
 
+def _holds(condition, point: float) -> bool:
+    """Whether a branch's condition holds at z = point; False where it is not a real
+    comparison there (max(x, log(x)) at x < 0 compares with a complex number)."""
+    try:
+        return bool(condition.subs(nm.Z, point))
+    except TypeError:
+        return False
+
+
 def _polynomial_in(f: sp.Expr, fp: sp.Expr, condition) -> sp.Expr | None:
     """Find c0 + c1 a + c2 a^2 equal to fp where a = f (on the points that satisfy
     `condition`), by least squares; the caller proves the candidate."""
     import numpy as np
 
-    points = [p for p in SAMPLE_POINTS if condition is sp.true or bool(condition.subs(nm.Z, p))]
+    points = [p for p in SAMPLE_POINTS if condition is sp.true or _holds(condition, p)]
     rows, rhs = [], []
     for p in points:
         fv, dv = _numeric(f, p), _numeric(fp, p)
@@ -231,8 +240,38 @@ def _conclude(steps: list[Step], result: sp.Expr, reason: str) -> None:
         steps.append(Step(result, reason))
 
 
+# (z or a, y) for a quick look at delta / (a - y) before simplify is asked to prove it constant
+RATIO_POINTS = ((0.3, 0.2), (1.1, 0.7), (-0.7, 0.4))
+
+
+def _clearly_not_constant(expr: sp.Expr) -> bool:
+    """True when expr, of plain scalar symbols, takes different values at RATIO_POINTS:
+    simplify then need not try (for mish with a quartic loss it takes tens of seconds).
+    False when it may be constant, or cannot be told this way: the proof decides."""
+    symbols = sorted(expr.free_symbols, key=str)
+    if expr.has(sp.Indexed, sp.Sum) or not 0 < len(symbols) <= 2:
+        return False
+    values = []
+    for point in RATIO_POINTS:
+        u = _value(expr.subs({s: sp.Float(v, 30) for s, v in zip(symbols, point)}))
+        if u is None:
+            return False
+        values.append(u)
+    return any(abs(u - values[0]) > 1e-6 * (1 + abs(values[0])) for u in values)
+
+
+def _value(expr: sp.Expr) -> complex | None:
+    try:
+        result = complex(expr.evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return result if all(map(math.isfinite, (result.real, result.imag))) else None
+
+
 def _collapse(delta: sp.Expr, a: sp.Expr, y: sp.Expr) -> sp.Expr | None:
     """The constant c with delta = c (a - y), proved by simplification, else None."""
+    if _clearly_not_constant(delta / (a - y)):
+        return None
     ratio = sp.simplify(sp.cancel(sp.together(delta / (a - y))))
     if ratio.free_symbols or ratio == 0 or not ratio.is_number:
         return None

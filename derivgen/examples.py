@@ -13,10 +13,12 @@ EXAMPLES = {
     "wide": ("784-512:relu-512:relu-10:softmax", "ce"),
     "deep": (DEEP, "mse"),
 }
+# examples also kept as MyST and in Chinese (Markdown and LaTeX for xelatex)
+MORE_DOCUMENTS = ("mnist",)
 
 
 def outputs(stem: str) -> dict[str, str]:
-    """{file name: text} for one example: its module and its two documents."""
+    """{file name: text} for one example: its module and its documents."""
     from .cli import command_line
     from .codegen import generate
     from .derive import derive
@@ -26,11 +28,18 @@ def outputs(stem: str) -> dict[str, str]:
     text, loss = EXAMPLES[stem]
     network = parse_inline(text, loss)
     derivation = derive(network)
-    return {
+    files = {
         f"{stem}.py": generate(derivation, command_line("generate", network, [])),
         f"{stem}.tex": render(derivation, "latex"),
         f"{stem}.md": render(derivation, "markdown"),
     }
+    if stem in MORE_DOCUMENTS:
+        files.update({
+            f"{stem}.myst.md": render(derivation, "myst"),
+            f"{stem}.zh.md": render(derivation, "markdown", "zh"),
+            f"{stem}.zh.tex": render(derivation, "latex", "zh"),
+        })
+    return files
 
 
 def regenerate(folder: Path) -> list[str]:

@@ -60,6 +60,16 @@ def eq_grad_b(layer: int) -> str:
     return f"grad-b{layer}"
 
 
+# The same label as a LaTeX \label key and as a MyST (Jupyter Book) label: MyST labels
+# may not contain ':', so its prefix is 'eq-' where LaTeX's is 'eq:'.
+def latex_label(label: str) -> str:
+    return f"eq:{label}"
+
+
+def myst_label(label: str) -> str:
+    return f"eq-{label}"
+
+
 # Identifiers in generated code.
 def weight(layer: int) -> str:
     return f"W{layer}"

@@ -304,7 +304,8 @@ class CodePrinter(NumPyPrinter):
             if value == 1 and other == 0:
                 return self._print(condition)
             # max(p, q) and min(p, q), as the formula parser builds them.
-            if {condition.lhs, condition.rhs} == {value, other} and condition.rel_op in ("<", ">"):
+            if isinstance(condition, sp.core.relational.Relational) and \
+                    {condition.lhs, condition.rhs} == {value, other} and condition.rel_op in ("<", ">"):
                 bigger = (condition.rel_op == ">") == (condition.lhs == value)
                 return f"np.{'maximum' if bigger else 'minimum'}({self._print(value)}, {self._print(other)})"
             other_text = self._print(other)

@@ -1,36 +1,54 @@
-"""The derivation as a document, LaTeX or Markdown.
+"""The derivation as a document: LaTeX, Markdown or MyST, in English or Chinese.
 
 Everything a document shows is printed here: SymPy objects through printing.latex, the
-matrix notation of the batch forms as small string helpers, prose that depends on the
-derivation as sentences. The templates (templates/derivation.tex.j2, .md.j2) only loop
-over layers and sections and place these strings. Both formats share the maths (`$...$`
-inline, display blocks with \\tag); they differ in how text, tables and display blocks
-are written, which the _Latex and _Markdown classes below hold.
+matrix notation of the batch forms as small string helpers, every sentence from the
+message table of its language (messages.py), the network diagram from diagram.py. The
+templates (templates/derivation.tex.j2, .md.j2) only loop over layers and sections and
+place these strings. The formats share the maths (`$...$` inline); they differ in how
+text, display blocks, references and the diagram are written, which the _Latex,
+_Markdown and _MyST classes below hold.
 """
 
 import itertools
 import re
+import unicodedata
 
 import sympy as sp
 
 from . import derive
+from . import diagram
 from . import naming as nm
 from .derivation import ActivationRule, Derivation, Step
+from .messages import LANGUAGES, MESSAGES, check_language, message, placeholders
+from .messages import reason as translate_reason
 from .printing import latex
 from .templating import render_template
 
-FORMATS = ("latex", "markdown")
-TEMPLATES = {"latex": "derivation.tex.j2", "markdown": "derivation.md.j2"}
-LOSS_TITLES = {"mse": "squared error", "bce": "binary cross-entropy", "ce": "cross-entropy"}
+FORMATS = ("latex", "markdown", "myst")
+TEMPLATES = {"latex": "derivation.tex.j2", "markdown": "derivation.md.j2", "myst": "derivation.md.j2"}
+# The TeX engine each language's LaTeX needs, and its document class (ctex sets Chinese type).
+LATEX_ENGINE = {"en": "pdflatex", "zh": "xelatex"}
+LATEX_CLASS = {"en": r"\documentclass[11pt]{article}", "zh": r"\documentclass[11pt]{ctexart}"}
+NOTATION = ("notation_sample", "notation_preactivation", "notation_weights", "notation_delta",
+            "notation_hadamard", "notation_iverson", "notation_transpose")
 
 
-def render(derivation: Derivation, fmt: str) -> str:
-    """The derivation document as text: fmt is "latex" (a complete article for pdflatex)
-    or "markdown" (maths in $...$ and $$...$$, for GitHub, Jupyter, Obsidian, KaTeX)."""
+def render(derivation: Derivation, fmt: str, lang: str = "en") -> str:
+    """The derivation document as text: fmt is "latex" (a complete article: pdflatex for
+    English, xelatex for Chinese), "markdown" (maths in $...$ and $$...$$, for GitHub,
+    Jupyter, Obsidian, KaTeX) or "myst" (```{math} blocks with labels, for Jupyter Book);
+    lang is "en" or "zh"."""
     if fmt not in TEMPLATES:
         raise ValueError(f"unknown document format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    writer = _Latex() if fmt == "latex" else _Markdown()
-    return render_template(TEMPLATES[fmt], _Document(derivation, writer).context())
+    check_language(lang)
+    writer = {"latex": _Latex, "markdown": _Markdown, "myst": _MyST}[fmt]()
+    return render_template(TEMPLATES[fmt], _Document(derivation, writer, lang).context())
+
+
+def summary(derivation: Derivation, lang: str = "en") -> str:
+    """The key equations as one display of LaTeX maths ($$...$$), for notebooks: the
+    forward pass, the output error, the recursion and the gradients."""
+    return _Document(derivation, _Latex(), check_language(lang)).summary()
 
 
 # ---------------------------------------------------------------- the two formats
@@ -51,6 +69,9 @@ def math_name(name: str) -> str:
 
 
 class _Latex:
+    fmt = "latex"
+    missing = "--"  # an empty cell of the cost table
+
     def text(self, s: str) -> str:
         return latex_text(s)
 
@@ -66,14 +87,20 @@ class _Latex:
         if label is None:
             return "\\begin{equation*}\n" + body + "\n\\end{equation*}"
         # equation* with \tag: no counter, so hyperref anchors come from the labels.
-        return ("\\begin{equation*}\n" + body + "\n" + rf"\tag{{{self.tag(label)}}}\label{{eq:{label}}}"
-                + "\n\\end{equation*}")
+        return ("\\begin{equation*}\n" + body + "\n"
+                + rf"\tag{{{self.tag(label)}}}\label{{{nm.latex_label(label)}}}" + "\n\\end{equation*}")
 
     def ref(self, label: str) -> str:
-        return rf"\eqref{{eq:{label}}}"
+        return rf"\eqref{{{nm.latex_label(label)}}}"
+
+    def diagram(self, spec, lang: str) -> str:
+        return "\\begin{center}\n" + diagram.tikz(spec, lang, self.code) + "\n\\end{center}"
 
 
 class _Markdown:
+    fmt = "markdown"
+    missing = "—"
+
     def text(self, s: str) -> str:
         return s
 
@@ -92,6 +119,27 @@ class _Markdown:
 
     def ref(self, label: str) -> str:
         return f"({label})"
+
+    def diagram(self, spec, lang: str) -> str:
+        return "```mermaid\n" + diagram.mermaid(spec, lang) + "\n```"
+
+
+class _MyST(_Markdown):
+    """MyST Markdown for Jupyter Book: ```{math} directives with a :label: (Sphinx numbers
+    them; a \\tag would number them twice) and {eq} references; inline $...$ needs the
+    dollarmath extension, on by default in Jupyter Book."""
+
+    fmt = "myst"
+
+    def display(self, body: str, label: str | None = None) -> str:
+        option = "" if label is None else f":label: {nm.myst_label(label)}\n"
+        return "```{math}\n" + option + body + "\n```"
+
+    def ref(self, label: str) -> str:
+        return f"{{eq}}`{nm.myst_label(label)}`"
+
+    def diagram(self, spec, lang: str) -> str:
+        return "```{mermaid}\n" + diagram.mermaid(spec, lang) + "\n```"
 
 
 # ---------------------------------------------------------------- reasons
@@ -148,21 +196,32 @@ def reason_tex(reason: str) -> str:
                 out.append(rf"{{\textstyle {body}}}")
                 continue
         prose = text.strip()
-        before = " " if index > 0 and pieces[index - 1][0] and prose[:1].isalnum() else ""
-        after = " " if index + 1 < len(pieces) and pieces[index + 1][0] else ""
-        out.append(rf"\text{{{before}{latex_text(prose)}{after}}}")
+        maths_before = index > 0 and pieces[index - 1][0]
+        maths_after = index + 1 < len(pieces) and pieces[index + 1][0]
+        before = " " if maths_before and prose[:1].isalnum() else ""
+        after = " " if maths_after else ""
+        # xeCJK drops a space next to a Chinese character inside \text: space outside it
+        outside_before = outside_after = ""
+        if before and _is_wide(prose[0]):
+            before, outside_before = "", "\\ "
+        if after and _is_wide(prose[-1]):
+            after, outside_after = "", "" if unicodedata.category(prose[-1]).startswith("P") else "\\ "
+        out.append(rf"{outside_before}\text{{{before}{latex_text(prose)}{after}}}{outside_after}")
     return " ".join(out)
 
 
-def aligned(steps: tuple[Step, ...], first_lhs: str = "", **settings) -> str:
+def aligned(steps: tuple[Step, ...], first_lhs: str = "", lang: str = "en", **settings) -> str:
     """Steps as an aligned derivation, `lhs &= expr && \\text{reason}`: a repeated lhs is
-    left blank, and a step that repeats the expression before it joins its reason to it."""
+    left blank, and a step that repeats the expression before it joins its reason to it.
+    Reasons are translated into `lang` (messages.reason)."""
     merged: list[list] = []
     for step in steps:
         if merged and merged[-1][0] == step.expr:
             merged[-1][1].append(step.reason)
         else:
             merged.append([step.expr, [step.reason]])
+    separator = MESSAGES[lang]["reason_separator"]
+    settings["words"] = _words(lang)
     rows, previous = [], None
     for index, (expr, reasons) in enumerate(merged):
         if isinstance(expr, sp.Eq):
@@ -171,18 +230,34 @@ def aligned(steps: tuple[Step, ...], first_lhs: str = "", **settings) -> str:
             lhs, rhs = (first_lhs if index == 0 else ""), latex(expr, **settings)
         shown = "" if lhs == previous else lhs
         previous = lhs or previous
-        lines = [part for reason in reasons for part in _short_lines(reason)]
+        lines = [part for reason in reasons for part in _short_lines(translate_reason(lang, reason), separator)]
         rows.append(f"{shown} &= {rhs} &&\\quad {reason_tex(lines[0])}")
         rows.extend(f"&&&\\quad {reason_tex(line)}" for line in lines[1:])
     return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
 
-def _short_lines(reason: str, width: int = 55) -> list[str]:
-    """A long reason split after its semicolons, so the reason column stays narrow."""
-    if len(reason) <= width or "; " not in reason:
+def _words(lang: str) -> tuple[str, str]:
+    """The words a case distinction is printed with."""
+    return MESSAGES[lang]["piecewise_for"], MESSAGES[lang]["piecewise_otherwise"]
+
+
+def _is_wide(char: str) -> bool:
+    """A Chinese (wide) character or punctuation mark."""
+    return unicodedata.east_asian_width(char) in "WF"
+
+
+def _width(text: str) -> int:
+    """Columns on the page: a Chinese character is as wide as two Latin letters."""
+    return sum(2 if _is_wide(c) else 1 for c in text)
+
+
+def _short_lines(reason: str, separator: str = "; ", width: int = 55) -> list[str]:
+    """A long reason split after its separators (semicolons), so the reason column stays
+    narrow."""
+    if _width(reason) <= width or separator not in reason:
         return [reason]
-    head, tail = reason.split("; ", 1)
-    return [head + ";"] + _short_lines(tail, width)
+    head, tail = reason.split(separator, 1)
+    return [head + separator.rstrip()] + _short_lines(tail, separator, width)
 
 
 # ---------------------------------------------------------------- notation helpers
@@ -246,12 +321,21 @@ def _kinks(rule: ActivationRule) -> list[tuple[sp.Expr, sp.Expr, sp.Expr, sp.Exp
 # ---------------------------------------------------------------- the document
 
 class _Document:
-    def __init__(self, derivation: Derivation, writer):
+    def __init__(self, derivation: Derivation, writer, lang: str = "en"):
         self.d = derivation
         self.w = writer
+        self.lang = lang
         self.spec = derivation.spec
         self.sizes = self.spec.sizes
         self.depth = self.spec.depth
+
+    def tex(self, expr, **settings) -> str:
+        """LaTeX for a SymPy expression, with the words of the document's language."""
+        return latex(expr, words=_words(self.lang), **settings)
+
+    def t(self, key: str, **values) -> str:
+        """The message `key` in the document's language."""
+        return message(self.lang, key, **values)
 
     # -------------------------------------------------------- pieces
 
@@ -261,32 +345,46 @@ class _Document:
 
     def loss_title(self) -> str:
         name = self.spec.loss.name
-        title = LOSS_TITLES.get(name) if self.spec.loss.builtin else None
-        return f"{title} ({self.w.code(name)})" if title else self.w.code(name)
+        key = f"loss_{name}"
+        if self.spec.loss.builtin and key in MESSAGES[self.lang]:
+            return self.t("loss_title", title=self.t(key), name=self.w.code(name))
+        return self.w.code(name)
 
     def _is_textbook_mse(self) -> bool:
         return sp.simplify(self.d.loss.per_unit - (nm.A - nm.Y) ** 2 / 2) == 0
 
     def context(self) -> dict:
         spec, w = self.spec, self.w
-        title_name = "" if spec.name == "network" else w.text(spec.name) + ": "
+        title_name = "" if spec.name == "network" else self.t("title_name", name=w.text(spec.name))
         output_rule = self.d.activations[-1]
-        loss_sentence = f"The loss is {self.loss_title()}"
         if spec.loss_was_given:
-            loss_sentence += ", as given."
+            loss_sentence = self.t("loss_given", loss=self.loss_title())
         else:
-            loss_sentence += (f"; it was chosen by default to follow the output activation "
-                              f"({w.code(output_rule.name)}), because no loss was given. "
-                              f"Choose another with {w.code('--loss')}.")
+            loss_sentence = self.t("loss_default", loss=self.loss_title(), activation=w.code(output_rule.name),
+                                   option=w.code("--loss"))
+        source = " ".join(spec.source.split())
         return {
-            "title": f"Backpropagation for {title_name}{w.code(self.architecture())} with the loss "
-                     f"{w.code(spec.loss.name)}",
-            "source_comment": " ".join(spec.source.split()),
+            "fmt": w.fmt,
+            "lang": self.lang,
+            # between two sentences on their own lines: Markdown shows a line break as a space
+            "line_break": "" if self.lang == "zh" else "\n",
+            "m": {key: text for key, text in MESSAGES[self.lang].items() if not placeholders(text)},
+            "notation": [self.t(key) for key in NOTATION],
+            "latex_class": LATEX_CLASS[self.lang],
+            "latex_engine": LATEX_ENGINE[self.lang],
+            "tikz_preamble": diagram.TIKZ_PREAMBLE,
+            "title": self.t("title", name=title_name, architecture=w.code(self.architecture()),
+                            loss=w.code(spec.loss.name)),
+            "source_comment": self.t("latex_comment", source=source),
             "loss_sentence": loss_sentence,
-            "L": str(self.depth),
-            "ref": {"output_delta": w.ref(nm.EQ_OUTPUT_DELTA), "hidden_delta": w.ref(nm.EQ_HIDDEN_DELTA),
-                    "batch_loss": w.ref(nm.EQ_BATCH_LOSS)},
-            "tags_example": f"({nm.eq_forward(1)}) or ({nm.EQ_OUTPUT_DELTA})",
+            "intro_checked": self.t("intro_checked", tags=self.t("tags_example", first=nm.eq_forward(1),
+                                                                  second=nm.EQ_OUTPUT_DELTA)),
+            "network_intro": self.t("network_intro", L=self.depth),
+            "diagram": w.diagram(spec, self.lang),
+            "recursion_start": self.t("recursion_start", L=self.depth, ref=w.ref(nm.EQ_OUTPUT_DELTA)),
+            "batch_delta_intro": self.t("batch_delta_intro", ref=w.ref(nm.EQ_OUTPUT_DELTA)),
+            "batch_hidden_intro": self.t("batch_hidden_intro", ref=w.ref(nm.EQ_HIDDEN_DELTA)),
+            "batch_one_over_b": self.t("batch_one_over_b", ref=w.ref(nm.EQ_BATCH_LOSS)),
             **self.network_table(),
             **self.forward(),
             **self.loss(),
@@ -298,10 +396,10 @@ class _Document:
             **self.flops(),
         }
 
-    # -------------------------------------------------------- (2) the network
+    # -------------------------------------------------------- (1) the network
 
     def network_table(self) -> dict:
-        rows = [{"l": "0", "width": _count(self.sizes[0]), "activation": "input",
+        rows = [{"l": "0", "width": _count(self.sizes[0]), "activation": self.t("row_input"),
                  "w_shape": "", "b_shape": "", "params": ""}]
         total = 0
         for l, layer in enumerate(self.spec.layers, start=1):
@@ -312,7 +410,7 @@ class _Document:
                          "w_shape": f"${n} \\times {m}$", "b_shape": f"${n}$", "params": _count(params)})
         return {"layers": rows, "total_params": _count(total)}
 
-    # -------------------------------------------------------- (4) forward
+    # -------------------------------------------------------- (3) forward
 
     def forward(self) -> dict:
         w = self.w
@@ -326,7 +424,7 @@ class _Document:
             layers.append({"l": str(l), "equation": w.display(body, nm.eq_forward(l))})
         return {"forward_general": w.display(general, nm.EQ_FORWARD), "forward_layers": layers}
 
-    # -------------------------------------------------------- (5) the loss
+    # -------------------------------------------------------- (4) the loss
 
     def loss(self) -> dict:
         w = self.w
@@ -335,120 +433,89 @@ class _Document:
             total = -sp.Sum(-per_unit, (nm.k, 1, nm.n))
         else:
             total = sp.Sum(per_unit, (nm.k, 1, nm.n))
-        loss_eq = w.display(rf"\ell = {latex(total, layer='L')}", nm.EQ_LOSS)
+        loss_eq = w.display(rf"\ell = {self.tex(total, layer='L')}", nm.EQ_LOSS)
         batch_eq = w.display(r"L = \frac{1}{B} \sum_{s=1}^{B} \ell_{s}", nm.EQ_BATCH_LOSS)
         mse_note = ""
         if self._is_textbook_mse():
-            mse_note = (
-                "This is the textbook squared error, with the factor $\\tfrac{1}{2}$ and a sum (not a mean) "
-                "over the output units, so that its gradient is simply $a_k - y_k$. A framework's mean "
-                f"squared error ({w.code('torch.nn.MSELoss')}, {w.code('keras.losses.MeanSquaredError')}) "
-                f"averages over all $B \\cdot n_{{L}}$ elements and has no $\\tfrac{{1}}{{2}}$: "
-                f"$L_{{\\text{{framework}}}} = \\tfrac{{2}}{{n_{{L}}}} L$ (here $n_{{L}} = {self.sizes[-1]}$), "
-                "so its loss and its gradients are $2/n_{L}$ times ours."
-            )
+            mse_note = self.t("mse_note", torch=w.code("torch.nn.MSELoss"),
+                              keras=w.code("keras.losses.MeanSquaredError"), n=self.sizes[-1])
         logits_note = ""
         stable = self.d.output.loss_from_logits
         if stable is not None:
-            logits_note = (
-                "For numerical stability the generated code evaluates the loss of each output unit from the "
-                "pre-activations instead of from $a$ (the same value, without $\\log 0$ or overflow):"
-                + "\n\n" + w.display(rf"\ell_{{k}} = {latex(stable, layer='L', index='k')}")
-            )
-        units = "unit" if self.sizes[-1] == 1 else "units"
-        return {"loss_eq": loss_eq, "batch_loss_eq": batch_eq, "n_out": str(self.sizes[-1]),
-                "output_units": f"output {units}", "mse_note": mse_note, "logits_note": logits_note}
+            logits_note = (self.t("logits_note") + "\n\n"
+                           + w.display(rf"\ell_{{k}} = {self.tex(stable, layer='L', index='k')}"))
+        units = self.t("output_unit" if self.sizes[-1] == 1 else "output_units")
+        return {"loss_eq": loss_eq, "batch_loss_eq": batch_eq, "mse_note": mse_note, "logits_note": logits_note,
+                "loss_intro": self.t("loss_intro", n=self.sizes[-1], units=units)}
 
-    # -------------------------------------------------------- (6) activations
+    # -------------------------------------------------------- (5) activations
 
     def activation(self, rule: ActivationRule) -> dict:
         w = self.w
         notes = []
-        body = aligned(rule.steps)
+        body = aligned(rule.steps, lang=self.lang)
         if rule.is_softmax:
-            notes.append(
-                "Here $n$ is the number of units of the layer and $[j = k]$ is 1 when $j = k$ and 0 "
-                "otherwise. SymPy verified the last line by "
-                "substituting $a_j = e^{z_j} / \\sum_i e^{z_i}$ back: the difference simplifies to zero. "
-                "The Jacobian needs only the saved outputs $a$.")
+            notes.append(self.t("softmax_note"))
         else:
             if rule.in_output is not None:
-                how = {"symbolic": "symbolically: SymPy simplifies $\\varphi'(z) - g(\\varphi(z))$ to zero",
-                       "numeric": (f"numerically: SymPy could not simplify $\\varphi'(z) - g(\\varphi(z))$ to zero, "
-                                   f"so the two were compared at {len(derive.CHECK_POINTS)} points and on both sides "
-                                   f"of every kink, to a relative error below {derive.TOLERANCE:g}")}[rule.verified_by]
-                notes.append(f"The derivative in terms of the output $a = \\varphi(z)$ was verified {how}. "
-                             "The backward pass therefore needs only the saved activations $a$.")
+                if rule.verified_by == "symbolic":
+                    how = self.t("verified_symbolic")
+                else:
+                    how = self.t("verified_numeric", points=len(derive.CHECK_POINTS),
+                                 tolerance=f"{derive.TOLERANCE:g}")
+                notes.append(self.t("verified_note", how=how))
             else:
-                notes.append("The engine found no expression of $\\varphi'$ in the output $a$ alone (it tries "
-                             "polynomials in $a$ of degree at most 2; when $\\varphi$ is not one-to-one, no function "
-                             "of $a$ can work), so the backward pass evaluates $\\varphi'$ at the saved "
-                             "pre-activation $z$.")
+                notes.append(self.t("no_output_form"))
             for point, value, left, right in _kinks(rule):
                 if left == right:
-                    notes.append(f"At $z = {latex(point)}$ the two branches meet with the same slope, "
-                                 f"so $\\varphi'({latex(point)}) = {latex(value)}$ holds exactly.")
+                    notes.append(self.t("kink_smooth", point=self.tex(point), value=self.tex(value)))
                 else:
-                    notes.append(
-                        f"At the kink $z = {latex(point)}$, $\\varphi$ has no derivative (the slope jumps from "
-                        f"${latex(left)}$ to ${latex(right)}$); the formula takes the value of the branch that "
-                        f"holds there, $\\varphi'({latex(point)}) = {latex(value)}$, the conventional subgradient.")
+                    notes.append(self.t("kink", point=self.tex(point), value=self.tex(value), left=self.tex(left),
+                                        right=self.tex(right)))
+        joiner = "" if self.lang == "zh" else " "
         return {"name": w.code(rule.name), "equation": w.display(body, nm.eq_activation(rule.name)),
-                "notes": " ".join(notes)}
+                "notes": joiner.join(notes)}
 
-    # -------------------------------------------------------- (7) output delta
+    # -------------------------------------------------------- (6) output delta
 
     def output_delta(self) -> dict:
         w, out = self.w, self.d.output
         act = out.activation
         if act.is_softmax:
-            intro = ("Softmax couples the output units, so the chain rule sums over every output $j$. "
-                     "For one sample, dropping the layer index $(L)$ and writing "
-                     "$g_j = \\partial \\ell / \\partial a_j$, with the Jacobian "
-                     f"{w.ref(nm.eq_activation(act.name))}:")
-            steps = aligned(out.steps, first_lhs=r"\delta_{k} = \frac{\partial \ell}{\partial z_{k}}")
-            boxed_rhs = latex(out.result, layer="L")
+            intro = self.t("output_intro_softmax", ref=w.ref(nm.eq_activation(act.name)))
+            steps = aligned(out.steps, first_lhs=r"\delta_{k} = \frac{\partial \ell}{\partial z_{k}}", lang=self.lang)
+            boxed_rhs = self.tex(out.result, layer="L")
         else:
-            intro = ("The output activation acts unit by unit ($\\partial a_j / \\partial z_k = 0$ for $j \\ne k$), "
-                     "so each output unit can be treated alone. For one unit $k$, dropping the indices "
-                     "($a = a^{(L)}_k$, $z = z^{(L)}_k$, $y = y_k$):")
-            steps = aligned(out.steps)
-            boxed_rhs = latex(out.result, layer="L", index="k")
+            intro = self.t("output_intro_elementwise")
+            steps = aligned(out.steps, lang=self.lang)
+            boxed_rhs = self.tex(out.result, layer="L", index="k")
         assumptions = ""
         if out.assumptions:
-            stated = ", ".join(f"${latex(eq, layer='L')}$" for eq in out.assumptions)
-            assumptions = (f"The proof assumes {stated}: each target is a probability distribution over the "
-                           "classes (one-hot labels qualify). For targets that do not sum to one, the line "
-                           "before that step is the correct $\\delta$, not $a - y$.")
+            stated = ", ".join(f"${self.tex(eq, layer='L')}$" for eq in out.assumptions)
+            assumptions = self.t("output_assumptions", stated=stated)
         boxed = w.display(rf"\boxed{{\delta^{{(L)}}_{{k}} = {boxed_rhs}}}", nm.EQ_OUTPUT_DELTA)
         vector = ""
         if out.collapsed is not None:
             c = out.collapsed
             difference = rf"{_vec('a', 'L')} - \mathbf{{y}}"
             if c != 1:
-                difference = rf"{latex(c)} \left({difference}\right)"
-            sentence = (f"The derivative of the activation cancels against the gradient of the loss: "
-                        f"$\\delta^{{(L)}}$ collapses to "
-                        + ("$a - y$" if c == 1 else f"${latex(c)}\\,(a - y)$")
-                        + ", proved by SymPy (the quotient by $a - y$ simplifies to a constant).")
+                difference = rf"{self.tex(c)} \left({difference}\right)"
+            form = "$a - y$" if c == 1 else f"${self.tex(c)}\\,(a - y)$"
+            sentence = self.t("output_collapses", form=form)
             vector = f"{_vec('delta', 'L')} = {difference} \\in {_reals(self.sizes[-1])}"
         else:
-            needs = "and the pre-activation $z^{(L)}$ " if out.uses_z else ""
-            sentence = ("This does not collapse to $a - y$: SymPy finds no constant $c$ with "
-                        "$\\delta = c\\,(a - y)$, because the derivative of the activation does not cancel "
-                        "against the gradient of the loss. There is no shortcut to prove, so the factored form "
-                        "above is exactly what the "
-                        f"generated code computes, from the saved output $a^{{(L)}}$ {needs}and the target $y$.")
+            inputs = self.t("output_from_a_z" if out.uses_z else "output_from_a")
+            sentence = self.t("output_no_collapse", inputs=inputs)
             if not act.is_softmax:
-                vector = (f"{_vec('delta', 'L')} = {latex(out.result, layer='L', shape='vector')} "
+                vector = (f"{_vec('delta', 'L')} = {self.tex(out.result, layer='L', shape='vector')} "
                           f"\\in {_reals(self.sizes[-1])}")
         vector_eq = ""
         if vector:
-            vector_eq = "In vector form (products $\\odot$, quotients and powers elementwise):\n\n" + w.display(vector)
+            vector_eq = self.t("output_vector") + "\n\n" + w.display(vector)
         return {"output_intro": intro, "output_steps": w.display(steps), "output_assumptions": assumptions,
                 "output_boxed": boxed, "output_sentence": sentence, "output_vector": vector_eq}
 
-    # -------------------------------------------------------- (8) dense layer, hidden deltas
+    # -------------------------------------------------------- (7) dense layer, hidden deltas
 
     def _delta_factor(self, rule: ActivationRule, layer, shape: str) -> str:
         """' \\odot phi'(...)' for the recursion, printed from the derived backward form;
@@ -456,14 +523,14 @@ class _Document:
         form = rule.backward_form
         if form == 1:
             return ""
-        tex = latex(form, layer=layer, shape=shape)
+        tex = self.tex(form, layer=layer, shape=shape)
         if isinstance(form, sp.Add):
             tex = rf"\left({tex}\right)"
         return rf" \odot {tex}"
 
     def dense(self) -> dict:
         w = self.w
-        steps = aligned(self.d.dense.steps, layer="l", prev_layer="l-1")
+        steps = aligned(self.d.dense.steps, lang=self.lang, layer="l", prev_layer="l-1")
         W, Wn = _mat("W", "l"), _mat("W", "l+1")
         hidden = (rf"{_vec('delta', 'l')} = \bigl({_t(Wn)} {_vec('delta', 'l+1')}\bigr) "
                   rf"\odot \varphi'^{{(l)}}({_vec('z', 'l')}) \in {_reals('n_{l}')}")
@@ -479,10 +546,9 @@ class _Document:
                         rf"{self._delta_factor(rule, l, 'vector')} \in {_reals(n)}")
                 entry["delta"] = w.display(body, nm.eq_delta(l))
                 if rule.backward_form == 1:
-                    entry["delta_note"] = f"The derivative of {w.code(rule.name)} is 1, so nothing multiplies."
+                    entry["delta_note"] = self.t("delta_note_one", name=w.code(rule.name))
                 elif rule.in_output is None:
-                    entry["delta_note"] = (f"The derivative of {w.code(rule.name)} has no form in $a$, so it is "
-                                           f"evaluated at the saved ${_vec('z', l)}$.")
+                    entry["delta_note"] = self.t("delta_note_z", name=w.code(rule.name), z=_vec("z", l))
             entry["grad_w"] = w.display(
                 rf"\frac{{\partial \ell}}{{\partial {_mat('W', l)}}} = {_vec('delta', l)} {_t(_vec('a', l - 1))} "
                 rf"\in {_reals(n, m)}", nm.eq_grad_w(l))
@@ -500,7 +566,7 @@ class _Document:
                 "grad_w_general": w.display(grad_w, nm.EQ_GRAD_W), "grad_b_general": w.display(grad_b, nm.EQ_GRAD_B),
                 "backprop_layers": layers, "has_hidden": self.depth > 1}
 
-    # -------------------------------------------------------- (9) batch forms
+    # -------------------------------------------------------- (8) batch forms
 
     def batch(self) -> dict:
         w, out = self.w, self.d.output
@@ -509,13 +575,12 @@ class _Document:
                    rf"{_mat('A', 'l')} = \varphi^{{(l)}}({_mat('Z', 'l')}) \in {_reals('B', 'n_{l}')}")
         if out.collapsed is not None:
             c = out.collapsed
-            difference = r"A^{(L)} - Y" if c == 1 else rf"{latex(c)} \left(A^{{(L)}} - Y\right)"
+            difference = r"A^{(L)} - Y" if c == 1 else rf"{self.tex(c)} \left(A^{{(L)}} - Y\right)"
             delta = rf"\Delta^{{(L)}} = {difference} \in {_reals('B', 'n_{L}')}"
         elif not out.activation.is_softmax:
-            delta = rf"\Delta^{{(L)}} = {latex(out.result, layer='L', shape='batch')} \in {_reals('B', 'n_{L}')}"
+            delta = rf"\Delta^{{(L)}} = {self.tex(out.result, layer='L', shape='batch')} \in {_reals('B', 'n_{L}')}"
         else:
-            delta = (r"\Delta^{(L)}_{sk} = \delta^{(L)}_{k}\ \text{of sample } s"
-                     rf" \in {_reals('B', 'n_{L}')}")
+            delta = self.t("batch_delta_softmax") + rf" \in {_reals('B', 'n_{L}')}"
         Delta = r"\Delta"
         hidden = (rf"{_mat(Delta, 'l')} = ({_mat(Delta, 'l+1')} {_mat('W', 'l+1')}) \odot "
                   rf"\varphi'^{{(l)}}({_mat('Z', 'l')}) \in {_reals('B', 'n_{l}')}")
@@ -533,22 +598,15 @@ class _Document:
         needed = [l for l, rule in enumerate(self.d.activations[:-1], start=1) if rule.in_output is None]
         return needed + ([self.depth] if self.d.output.uses_z else [])
 
-    # -------------------------------------------------------- (10) algorithm
+    # -------------------------------------------------------- (9) algorithm
 
     def algorithm(self) -> list[str]:
         w, L = self.w, self.depth
         ref = w.ref
 
         def span(first: str, last: str) -> str:
-            return ref(first) if first == last else f"{ref(first)} to {ref(last)}"
+            return ref(first) if first == last else self.t("span", first=ref(first), last=ref(last))
 
-        needed = self._z_layers()
-        if needed:
-            keep = (f"and the pre-activations $Z^{{(l)}}$ for $l = {', '.join(map(str, needed))}$, "
-                    "whose derivatives have no form in $A^{(l)}$.")
-        else:
-            keep = ("only: every derivative is written in terms of $A^{(l)}$, "
-                    "so the pre-activations need not be kept.")
         def layers(first: int, last: int, matrix: str = "") -> str:
             """'1, 2', '3, ..., 1' or with a matrix name 'A^(0), ..., A^(L)'."""
             step = 1 if last >= first else -1
@@ -556,28 +614,23 @@ class _Document:
             shown = [items[0], "\\dots", items[-1]] if len(items) > 3 else items
             return ", ".join(str(i) if not matrix or i == "\\dots" else f"{matrix}^{{({i})}}" for i in shown)
 
+        needed = self._z_layers()
+        keep = self.t("alg_keep_z", layers=", ".join(map(str, needed))) if needed else self.t("alg_keep_a")
         steps = [
-            f"Forward: $A^{{(0)}} = X$; for $l = {layers(1, L)}$ compute $Z^{{(l)}}$ and $A^{{(l)}}$, "
-            f"by {span(nm.eq_forward(1), nm.eq_forward(L))}.",
-            f"Save the activations ${layers(0, L, 'A')}$ {keep}",
-            f"Loss: $L = \\frac{{1}}{{B}} \\sum_s \\ell_s$, by {ref(nm.EQ_BATCH_LOSS)}.",
-            f"Output error: $\\Delta^{{({L})}}$, row by row from {ref(nm.EQ_OUTPUT_DELTA)}, as in "
-            f"{ref(nm.EQ_BATCH_DELTA)}; the code multiplies it by $1/B$ here, once.",
+            self.t("alg_forward", layers=layers(1, L), refs=span(nm.eq_forward(1), nm.eq_forward(L))),
+            self.t("alg_save", list=layers(0, L, "A"), keep=keep),
+            self.t("alg_loss", ref=ref(nm.EQ_BATCH_LOSS)),
+            self.t("alg_output", L=L, ref=ref(nm.EQ_OUTPUT_DELTA), batch_ref=ref(nm.EQ_BATCH_DELTA)),
         ]
         if L > 1:
-            steps.append(f"Loop back: for $l = {layers(L - 1, 1)}$, "
-                         f"$\\Delta^{{(l)}} = (\\Delta^{{(l+1)}} W^{{(l+1)}}) \\odot \\varphi'^{{(l)}}$, "
-                         f"by {span(nm.eq_delta(L - 1), nm.eq_delta(1))}.")
+            steps.append(self.t("alg_loop", layers=layers(L - 1, 1), refs=span(nm.eq_delta(L - 1), nm.eq_delta(1))))
         steps += [
-            f"Gradients: for every layer, $\\partial L / \\partial W^{{(l)}}$ and $\\partial L / \\partial "
-            f"\\mathbf{{b}}^{{(l)}}$, by {ref(nm.EQ_BATCH_GRAD_W)} and {ref(nm.EQ_BATCH_GRAD_B)}.",
-            "Update (plain gradient descent with learning rate $\\eta$): "
-            "$W^{(l)} \\leftarrow W^{(l)} - \\eta\\, \\partial L / \\partial W^{(l)}$ and "
-            "$\\mathbf{b}^{(l)} \\leftarrow \\mathbf{b}^{(l)} - \\eta\\, \\partial L / \\partial \\mathbf{b}^{(l)}$.",
+            self.t("alg_gradients", ref_w=ref(nm.EQ_BATCH_GRAD_W), ref_b=ref(nm.EQ_BATCH_GRAD_B)),
+            self.t("alg_update"),
         ]
         return steps
 
-    # -------------------------------------------------------- (11) FLOPs
+    # -------------------------------------------------------- (10) FLOPs
 
     def flops(self) -> dict:
         rows, totals = [], [0, 0, 0]
@@ -587,9 +640,34 @@ class _Document:
             error = mults if l >= 2 else 0
             totals = [totals[0] + mults, totals[1] + error, totals[2] + mults]
             rows.append({"l": str(l), "shape": f"${n} \\times {m}$", "forward": _count(mults),
-                         "error": _count(error) if l >= 2 else "--" if isinstance(self.w, _Latex) else "—",
+                         "error": _count(error) if l >= 2 else self.w.missing,
                          "weight": _count(mults), "total": _count(mults + error + mults)})
         total = sum(totals)
         ratio = total / totals[0]
         return {"flop_rows": rows, "flop_forward": _count(totals[0]), "flop_error": _count(totals[1]),
-                "flop_weight": _count(totals[2]), "flop_total": _count(total), "flop_ratio": f"{ratio:.2f}"}
+                "flop_weight": _count(totals[2]), "flop_total": _count(total),
+                "cost_summary": self.t("cost_summary", total=_count(total), ratio=f"{ratio:.2f}")}
+
+    # -------------------------------------------------------- for notebooks
+
+    def summary(self) -> str:
+        """The key equations of this network in one aligned display."""
+        out = self.d.output
+        if out.activation.is_softmax:
+            output = self.tex(out.result, layer="L")
+        else:
+            output = self.tex(out.result, layer="L", index="k")
+        rows = [rf"{_vec('z', 'l')} &= {_mat('W', 'l')} {_vec('a', 'l-1')} + {_vec('b', 'l')}, \quad "
+                rf"{_vec('a', 'l')} = \varphi^{{(l)}}({_vec('z', 'l')})",
+                rf"\delta^{{(L)}}_{{k}} &= {output}"]
+        hidden = list(enumerate(self.d.activations[:-1], start=1))
+        if len(hidden) > 3:  # a deep network: the recursion once, not a row per layer
+            rows.append(rf"{_vec('delta', 'l')} &= \bigl({_t(_mat('W', 'l+1'))} {_vec('delta', 'l+1')}\bigr) "
+                        rf"\odot \varphi'^{{(l)}}({_vec('z', 'l')}), \quad l < L")
+            hidden = []
+        for l, rule in hidden:
+            rows.append(rf"{_vec('delta', l)} &= \bigl({_t(_mat('W', l + 1))} {_vec('delta', l + 1)}\bigr)"
+                        rf"{self._delta_factor(rule, l, 'vector')}")
+        rows += [rf"\frac{{\partial \ell}}{{\partial {_mat('W', 'l')}}} &= {_vec('delta', 'l')} {_t(_vec('a', 'l-1'))}, "
+                 rf"\quad \frac{{\partial \ell}}{{\partial {_vec('b', 'l')}}} = {_vec('delta', 'l')}"]
+        return "$$\n\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}\n$$"

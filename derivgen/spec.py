@@ -12,6 +12,10 @@ from . import catalog
 from .catalog import Definition
 from .errors import DerivgenError
 
+# Limits (issue 7). Nothing derivgen does depends on widths: a 1,000,000-wide network derives
+# and generates as fast as a 2-wide one, and the width limit only keeps sizes sane. Cost grows
+# linearly with depth: at MAX_LAYERS, `generate` takes about 5 s and writes ~0.6 MB of code,
+# `derive` ~1.2 MB of LaTeX (2-core machine, a mix of built-in and custom activations).
 MAX_LAYERS = 1000
 MAX_WIDTH = 1_000_000
 MAX_SPEC_LENGTH = 20_000
@@ -51,7 +55,10 @@ def _width(text, where: str) -> int:
         text = text.strip()
         if not text.isascii() or not text.isdigit():
             raise DerivgenError(f"{where}: width must be a positive integer, got {text!r}")
-        text = int(text)
+        digits = text.lstrip("0") or "0"
+        if len(digits) > len(str(MAX_WIDTH)):  # before int(), which refuses over 4300 digits
+            raise DerivgenError(f"{where}: width must be between 1 and {MAX_WIDTH}, got a {len(digits)}-digit number")
+        text = int(digits)
     if not 1 <= text <= MAX_WIDTH:
         raise DerivgenError(f"{where}: width must be between 1 and {MAX_WIDTH}, got {text}")
     return text
@@ -83,7 +90,8 @@ def _build(name, input_width, layer_items, loss_name, activations, losses, sourc
     if not layer_items:
         raise DerivgenError("the spec has no layers: give at least one 'width:activation' after the input width")
     if len(layer_items) > MAX_LAYERS:
-        raise DerivgenError(f"the spec has {len(layer_items)} layers; at most {MAX_LAYERS} are supported")
+        raise DerivgenError(f"the spec has {len(layer_items)} layers; derivgen supports at most {MAX_LAYERS}, "
+                            "which keeps derive and generate to seconds and their files to about a megabyte")
     layers = []
     for number, (units, act_name) in enumerate(layer_items, start=1):
         where = f"layer {number}"
@@ -162,11 +170,16 @@ def parse_toml_text(text: str, source: str, loss: str | None = None,
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DerivgenError(f"{source}: not valid TOML: {exc}") from None
+    except ValueError:  # int() refuses a literal of more than 4300 digits
+        raise DerivgenError(f"{source}: a number in the file has too many digits") from None
+    except RecursionError:
+        raise DerivgenError(f"{source}: arrays or tables nested too deeply") from None
     unknown = set(doc) - TOP_KEYS
     if unknown:
-        raise DerivgenError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_KEYS))}")
+        raise DerivgenError(f"{source}: unknown key(s) {', '.join(map(repr, sorted(unknown)))}; "
+                            f"allowed: {', '.join(sorted(TOP_KEYS))}")
     name = doc.get("name", "network")
-    if not isinstance(name, str) or not catalog.NAME_PATTERN.fullmatch(name.lower()):
+    if not isinstance(name, str) or not name.isascii() or not catalog.NAME_PATTERN.fullmatch(name.lower()):
         raise DerivgenError(f"{source}: name must be a short identifier (letters, digits, underscores), got {name!r}")
     if "input" not in doc:
         raise DerivgenError(f"{source}: missing key 'input' (the input width)")
@@ -204,5 +217,18 @@ def load(spec: str, loss: str | None = None, activations=None, losses=None, l2=N
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise DerivgenError(f"spec file {spec!r} is not UTF-8 text") from None
-        return parse_toml_text(text, os.path.basename(spec), loss, activations, losses, l2)
+        return parse_toml_text(text, _file_name(spec), loss, activations, losses, l2)
     return parse_inline(spec, loss, activations, losses, l2)
+
+
+def _file_name(path: str) -> str:
+    """The spec file's name, which every output quotes as its source (module docstring,
+    document comment, the command that regenerates it). A name holding a quote, a backslash
+    or a character that is not printable (control, line-breaking, format characters, bytes
+    that are not UTF-8) could break out of those places, so it is refused, not escaped."""
+    name = os.path.basename(path)
+    bad = next((c for c in name if c in '"\\' or not c.isprintable()), None)
+    if bad is not None:
+        raise DerivgenError(f"spec file name {name!r} contains {bad!r}, which derivgen does not copy into "
+                            "the files it writes; rename the file")
+    return name

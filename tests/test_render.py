@@ -77,13 +77,20 @@ def cited_labels(d) -> list[str]:
 
 
 def tag(label: str, fmt: str) -> str:
+    """What marks the display of `label`: a \\tag, or in MyST the :label: option."""
+    if fmt == "myst":
+        return f":label: {nm.myst_label(label)}\n"
     shown = label.replace("_", r"\_") if fmt == "latex" else label.replace("_", r"$\_$")
     return rf"\tag{{{shown}}}"
 
 
+DISPLAY = {"latex": (r"\begin{equation*}", r"\end{equation*}"), "markdown": ("$$\n", "\n$$"),
+           "myst": ("```{math}\n", "\n```")}
+
+
 def display_with(text: str, label: str, fmt: str) -> str:
     """The display block that carries the tag of `label`."""
-    start, end = (r"\begin{equation*}", r"\end{equation*}") if fmt == "latex" else ("$$\n", "\n$$")
+    start, end = DISPLAY[fmt]
     at = text.index(tag(label, fmt))
     return text[text.rindex(start, 0, at):text.index(end, at)]
 
