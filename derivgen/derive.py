@@ -404,7 +404,7 @@ def penalty_rules() -> PenaltyRules:
     dr = sp.Derivative(sp.Function("R")(nm.W[nm.i, nm.j]), nm.W[nm.i, nm.j])
     shown = LAMBDA / 2 * sp.Sum(nm.W[nm.i, nm.j] ** 2, (nm.i, 1, nm.n), (nm.j, 1, nm.m))
     steps = (Step(_eq(sp.Symbol("R"), shown), "weight decay of one layer"),
-             Step(_eq(dr, gradient), "only the term with $r = i, s = j$ depends on $W_{ij}$"))
+             Step(_eq(dr, gradient), "only the square of $W_{ij}$ itself depends on $W_{ij}$"))
     return PenaltyRules(LAMBDA, shown, gradient, steps)
 
 

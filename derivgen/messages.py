@@ -172,6 +172,9 @@ _EN = {
                          "none. The generated code folds it into $\\Delta^{(L)}$ once: the recursion is linear in "
                          "$\\Delta$, so every\n"
                          "$\\Delta^{(l)}$ it computes is already divided by $B$ and the gradients need no further factor."),
+    "penalty_intro": ("With L2 weight decay $\\lambda = {{value}}$ each layer adds a penalty $R^{(l)}$ to the batch\n"
+                      "loss, differentiated by SymPy once like everything else:"),
+    "penalty_total": ("so the loss the code minimises and its weight gradients (biases are not decayed) are"),
     # ---------------------------------------------------------------- algorithm
     "alg_forward": ("Forward: $A^{(0)} = X$; for $l = {{layers}}$ compute $Z^{(l)}$ and $A^{(l)}$, "
                     "by {{refs}}."),
@@ -229,7 +232,7 @@ _EN = {
     "reason_chain": "chain rule",
     "reason_chain_input": "chain rule; every $z_i$ depends on $a_j$",
     "reason_weight_decay": "weight decay of one layer",
-    "reason_decay_term": "only the term with $r = i, s = j$ depends on $W_{ij}$",
+    "reason_decay_term": "only the square of $W_{ij}$ itself depends on $W_{ij}$",
 }
 
 _ZH = {
@@ -379,6 +382,8 @@ _ZH = {
     "batch_one_over_b": ("因子 $1/B$ 只出现一次，来自 {{ref}} 中的平均；$\\Delta^{(l)}$ 不含这个因子。\n"
                          "生成的代码把它一次性并入 $\\Delta^{(L)}$：递推关于 $\\Delta$ 是线性的，所以算出的每个\n"
                          "$\\Delta^{(l)}$ 都已经除以 $B$，梯度不再需要其他因子。"),
+    "penalty_intro": "带 L2 权重衰减 $\\lambda = {{value}}$ 时，每一层给批量损失加上惩罚项 $R^{(l)}$，SymPy 像其他部分一样对它求导一次：",
+    "penalty_total": "因此代码最小化的损失及其权重梯度（偏置不衰减）为",
     # ---------------------------------------------------------------- algorithm
     "alg_forward": "前向传播：$A^{(0)} = X$；对 $l = {{layers}}$ 依次计算 $Z^{(l)}$ 和 $A^{(l)}$，见 {{refs}}。",
     "alg_save": "保存激活值 ${{list}}${{keep}}",
@@ -432,7 +437,7 @@ _ZH = {
     "reason_chain": "链式法则",
     "reason_chain_input": "链式法则；每个 $z_i$ 都依赖于 $a_j$",
     "reason_weight_decay": "一层的权重衰减",
-    "reason_decay_term": "只有 $r = i, s = j$ 的项依赖于 $W_{ij}$",
+    "reason_decay_term": "只有 $W_{ij}$ 自身的平方项依赖于 $W_{ij}$",
 }
 
 
@@ -478,7 +483,7 @@ ENGINE_REASONS = {
     "chain rule": "reason_chain",
     "chain rule; every $z_i$ depends on $a_j$": "reason_chain_input",
     "weight decay of one layer": "reason_weight_decay",
-    "only the term with $r = i, s = j$ depends on $W_{ij}$": "reason_decay_term",
+    "only the square of $W_{ij}$ itself depends on $W_{ij}$": "reason_decay_term",
 }
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")

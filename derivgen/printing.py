@@ -149,6 +149,12 @@ class MathPrinter(LatexPrinter):
             return f"g_{{{indices}}}"
         return f"{self._sup(name)}_{{{indices}}}"
 
+    def _helper_print_standard_power(self, expr, template: str) -> str:
+        # a layered entry W^{(l)}_{ij} squared needs brackets: W^{(l)}_{ij}^{2} is a double superscript
+        if isinstance(expr.base, sp.Indexed) and "^" in self._print(expr.base):
+            return template % (rf"\left({self._print(expr.base)}\right)", self._print(expr.exp))
+        return super()._helper_print_standard_power(expr, template)
+
     def _print_KroneckerDelta(self, expr, exp=None):
         return rf"[{self._print(expr.args[0])} = {self._print(expr.args[1])}]"
 

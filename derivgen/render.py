@@ -591,7 +591,22 @@ class _Document:
                   rf"\mathbf{{1}}_{{B}} \in {_reals('n_{l}')}")
         return {"batch_forward": w.display(forward), "batch_delta": w.display(delta, nm.EQ_BATCH_DELTA),
                 "batch_hidden": w.display(hidden), "batch_grad_w": w.display(grad_w, nm.EQ_BATCH_GRAD_W),
-                "batch_grad_b": w.display(grad_b, nm.EQ_BATCH_GRAD_B)}
+                "batch_grad_b": w.display(grad_b, nm.EQ_BATCH_GRAD_B), "penalty": self.penalty()}
+
+    def penalty(self) -> str:
+        """The L2 weight decay, when the network has one: derived, then added to the loss."""
+        rules = self.d.penalty
+        if rules is None:
+            return ""
+        w, value = self.w, self.tex(sp.Rational(repr(self.spec.l2)))
+        delta_t = _t(r"\Delta^{(l)}")
+        total = (rf"L = \frac{{1}}{{B}} \sum_{{s=1}}^{{B}} \ell_{{s}} + \sum_{{l=1}}^{{L}} R^{{(l)}}, \qquad "
+                 rf"\frac{{\partial L}}{{\partial {_mat('W', 'l')}}} = \frac{{1}}{{B}} {delta_t} "
+                 rf"{_mat('A', 'l-1')} + \lambda {_mat('W', 'l')}, \quad \lambda = {value}")
+        parts = [self.t("penalty_intro", value=value),
+                 w.display(aligned(rules.steps, lang=self.lang, layer="l"), nm.EQ_PENALTY),
+                 self.t("penalty_total"), w.display(total, nm.EQ_GRAD_PENALTY)]
+        return "\n\n".join(parts)
 
     def _z_layers(self) -> list[int]:
         """The layers whose pre-activations the backward pass needs (derivative not in a)."""

@@ -69,7 +69,14 @@ def test_300_layers_generate_and_run(tmp_path):
 def test_300_layers_derive():
     result = run("derive", deep(300), "--format", "markdown", *MISH)
     assert result.exit_code == 0, result.output
-    assert "W^{(300)}" in result.stdout or "W^{(300)}" in result.stdout.replace(" ", "")
+    assert "W^{(300)}" in result.stdout
+
+
+def test_the_deepest_allowed_network_generates():
+    result = run("generate", deep(MAX_LAYERS), *MISH)
+    assert result.exit_code == 0, result.output
+    compile(result.stdout, "deepest.py", "exec")
+    assert f'"W{MAX_LAYERS}"' in result.stdout
 
 
 @pytest.mark.parametrize("command", ["generate", "derive"])

@@ -170,3 +170,26 @@ def test_digits_example_reaches_95_percent():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.main(["--epochs", "15"]) >= 0.95
+
+
+def test_l2_appears_in_the_derivation_with_the_labels_the_code_cites(tmp_path):
+    import shutil
+    import subprocess
+
+    from derivgen.codegen import generate
+    from derivgen.derive import derive
+    from derivgen.render import render
+    from derivgen.spec import parse_inline
+
+    derivation = derive(parse_inline("3-4:relu-2:sigmoid", "bce", l2=0.01))
+    code = generate(derivation, "derivgen generate test")
+    assert "# grad-penalty" in code and "# penalty" in code
+    for fmt in ("latex", "markdown"):
+        text = render(derivation, fmt)
+        assert text.count(r"\tag{penalty}") == 1 and text.count(r"\tag{grad-penalty}") == 1
+        assert r"\lambda W" in text
+    if shutil.which("pdflatex"):
+        (tmp_path / "l2.tex").write_text(render(derivation, "latex"))
+        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "l2.tex"],
+                                cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-2000:]
