@@ -571,7 +571,7 @@ def run_tools(args, problems):
     def measure(label, spec, loss, sink):
         with tempfile.TemporaryDirectory() as tmp:
             for command in ("derive", "generate"):
-                runs = [_timed(cli + [command, spec, "--loss", loss, "-o", f"{tmp}/out"])
+                runs = [_timed(cli + [command, spec, "--loss", loss, "-o", f"{tmp}/{command}.out"])
                         for _ in range(reps)]
                 errs = [e for _, e in runs if e is not None]
                 row = {"label": label, "command": command, "spec": spec, "loss": loss,

@@ -22,4 +22,5 @@ def test_quick_benchmark_runs_and_prints_table(tmp_path):
     assert "median ms" in proc.stdout and "generated" in proc.stdout
     assert "Summary: generated / impl" in proc.stdout
     assert "DISAGREES" not in proc.stdout
+    assert "!!" not in proc.stdout, proc.stdout[-3000:]  # no failing implementation or tool run
     assert report.exists()
