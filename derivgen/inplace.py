@@ -156,7 +156,7 @@ class Emitter:
         if len(e.args) != 2 or e.args[0][0] != 1 or e.args[1][0] != 0:
             raise Unsupported("piecewise")
         condition = e.args[0][1]
-        if condition.rel_op not in _COMPARE:
+        if not isinstance(condition, sp.core.relational.Relational) or condition.rel_op not in _COMPARE:
             raise Unsupported("condition")
         self.call(_COMPARE[condition.rel_op], [self.operand(condition.lhs), self.operand(condition.rhs)], target)
 

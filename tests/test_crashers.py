@@ -174,3 +174,20 @@ def test_a_branch_condition_that_is_complex_somewhere_is_derived():
     for command in (["generate"], ["derive", "--format", "markdown"]):
         result = run(*command, "2-3:mine-1:sigmoid", "--activation", "mine=max(x, log(x))")
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("spec, option", [
+    ("2-3:tanh-2:sigmoid", ["--loss-def", "mine=max(a, log(a))", "--loss", "mine"]),
+    ("2-3:mine-1:sigmoid", ["--activation", "mine=where(x > -1, x, where(x > log(x), x, 0))"]),
+])
+def test_conditions_that_are_complex_somewhere_do_not_crash_the_engine(spec, option):
+    # the engine substituted sample points into every branch condition (TypeError where a
+    # condition compares with log of a negative number)
+    result = run("derive", "--format", "markdown", spec, *option)
+    assert result.exit_code == 0, result.output
+
+
+def test_an_indicator_with_an_or_condition_is_emitted():
+    result = CliRunner().invoke(main, ["generate", "2-3:mine-1:sigmoid", "--activation",
+                                       "mine=where(x > -1, x, where(x > log(x), x, 0))"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output

@@ -121,9 +121,6 @@ def test_float32_nan_stays_float32(modules):
     assert all(g.dtype == np.float32 for g in grads.values())
 
 
-@pytest.mark.xfail(strict=True, reason="the template's gradient_check folds errors with max(worst, error), and "
-                                       "max(0.0, nan) is 0.0: a NaN input reports a perfect check. "
-                                       "verify.py handles it (math.isfinite); the template should too.")
 def test_gradient_check_does_not_report_success_on_nan(modules):
     module = modules("relu-softmax-ce")
     params = module.init_params(seed=1)
