@@ -19,8 +19,6 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from . import naming as nm
-
 _GREEK = {"delta": r"\delta"}
 _LAYERED = {"a", "z", "W", "b", "delta"}
 _WIDTHS = {"n": "layer", "m": "prev_layer"}
@@ -167,7 +165,7 @@ class MathPrinter(LatexPrinter):
         return super()._print_Function(expr, exp)
 
     def _print_Derivative(self, expr):
-        func, (var, count) = expr.expr, expr.variable_count[0]
+        func, (var, _) = expr.expr, expr.variable_count[0]
         if getattr(func, "func", None) is not None and getattr(func.func, "__name__", "") == "phi":
             return rf"\varphi'({self._print(var)})"
         top = r"\ell" if getattr(func.func, "__name__", "") == "ell" else self._print(func)

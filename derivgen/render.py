@@ -19,7 +19,7 @@ from . import derive
 from . import diagram
 from . import naming as nm
 from .derivation import ActivationRule, Derivation, Step
-from .messages import LANGUAGES, MESSAGES, check_language, message, placeholders
+from .messages import MESSAGES, check_language, message, placeholders
 from .messages import reason as translate_reason
 from .printing import latex
 from .templating import render_template

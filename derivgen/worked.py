@@ -696,7 +696,7 @@ class _Sheet:
     # -------------------------------------------------------- the sections
 
     def context(self) -> dict:
-        d, e, w = self.d, self.e, self.w
+        d, w = self.d, self.w
         architecture = f"{d.spec.input}-" + "-".join(f"{layer.units}:{layer.activation.name}"
                                                      for layer in d.spec.layers)
         name = "" if d.spec.name == "network" else w.text(d.spec.name) + ": "
@@ -777,7 +777,7 @@ class _Sheet:
         return {"inputs": inputs, "given": given, "layers": layers}
 
     def forward_layer(self, l: int) -> dict:
-        w, num, numbers = self.w, self.num, self.e.layers[l - 1]
+        num, numbers = self.num, self.e.layers[l - 1]
         rule = self.d.activations[l - 1]
         below = self.e.x if l == 1 else self.e.layers[l - 2].a
         m = len(below)

@@ -28,3 +28,34 @@ def import_source(source: str, folder):
 
 def build(spec: str, loss: str | None, folder, **definitions):
     return import_source(module_source(spec, loss, **definitions), folder)
+
+
+def run(*args: str, env=None):
+    """Invoke the command line in-process; an exception other than SystemExit is a bug and
+    fails the test with its traceback."""
+    import traceback
+
+    import pytest
+    from click.testing import CliRunner
+
+    from derivgen.cli import main
+
+    result = CliRunner().invoke(main, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        pytest.fail("derivgen raised instead of exiting cleanly:\n"
+                    + "".join(traceback.format_exception(*result.exc_info)))
+    return result
+
+
+def assert_clean_error(result, says: str = "") -> str:
+    """Exit code 2, exactly one non-empty stderr line starting `derivgen: error:` that
+    contains `says` (any case), nothing on stdout, no traceback. Returns the line."""
+    for text in (result.output, result.stdout, result.stderr):
+        assert "Traceback" not in text, text
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("derivgen: error: "), lines[0]
+    assert result.stdout == "", result.stdout
+    assert says.lower() in lines[0].lower(), lines[0]
+    return lines[0]

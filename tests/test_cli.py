@@ -10,42 +10,22 @@ import shlex
 import stat
 import subprocess
 import sys
-import traceback
 
 import pytest
 from click.testing import CliRunner
 
 from derivgen import catalog
 from derivgen.cli import main
+from helpers import assert_clean_error, run
 
 SMALL = "3-4:tanh-2:sigmoid"
 
-
-def run(*args: str):
-    """Invoke the command line; an exception other than SystemExit is a bug and fails here."""
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        pytest.fail("derivgen raised instead of exiting cleanly:\n"
-                    + "".join(traceback.format_exception(*result.exc_info)))
-    return result
 
 
 def assert_no_traceback(result):
     for text in (result.output, result.stdout, result.stderr):
         assert "Traceback" not in text, text
 
-
-def assert_clean_error(result, says: str = "") -> str:
-    """Exit code 2, exactly one non-empty line on stderr starting `derivgen: error:`, nothing
-    on stdout, no traceback. Returns the line."""
-    assert_no_traceback(result)
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("derivgen: error: "), lines[0]
-    assert result.stdout == "", result.stdout
-    assert says.lower() in lines[0].lower(), lines[0]
-    return lines[0]
 
 
 def stray_temporaries(folder) -> list[str]:

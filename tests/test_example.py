@@ -5,23 +5,19 @@ The numbers are checked three ways: against the well-known published step-by-ste
 and against an independent float64 forward/backward written here."""
 
 import json
-import math
 import re
 import shutil
 import subprocess
-import traceback
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from cases import CASES, CUSTOM
 from derivgen import naming as nm
 from derivgen import worked
-from derivgen.cli import main
 from derivgen.derive import derive
 from derivgen.spec import custom_definitions, parse_inline
-from helpers import build
+from helpers import build, assert_clean_error, run
 
 AGREEMENT = 1e-12
 
@@ -219,24 +215,6 @@ def test_a_loss_outside_float_range_of_the_output_uses_the_stable_form():
 
 # ---------------------------------------------------------------- the command line
 
-def run(*args: str):
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        pytest.fail("derivgen raised instead of exiting cleanly:\n"
-                    + "".join(traceback.format_exception(*result.exc_info)))
-    return result
-
-
-def assert_clean_error(result, says: str = "") -> str:
-    for text in (result.stdout, result.stderr):
-        assert "Traceback" not in text, text
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("derivgen: error: "), lines[0]
-    assert result.stdout == ""
-    assert says.lower() in lines[0].lower(), lines[0]
-    return lines[0]
 
 
 @pytest.fixture
