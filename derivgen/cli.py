@@ -58,6 +58,18 @@ def _file_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
+def written_by_us(content: bytes) -> bool:
+    """A text file derivgen wrote and nobody edited, or a PDF it built (pdfcreator tag)."""
+    if content.startswith(b"%PDF-"):
+        from .pdf import MARK
+
+        return content.endswith(MARK)
+    try:
+        return untouched(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
+
+
 def check_overwrite(path: str, force: bool) -> None:
     """Refuse to replace a file derivgen did not write, or one edited since it wrote it."""
     if force or not os.path.lexists(path):
@@ -65,11 +77,11 @@ def check_overwrite(path: str, force: bool) -> None:
     if os.path.isdir(path):
         raise DerivgenError(f"cannot write {path!r}: it is a folder")
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, "rb") as handle:
             current = handle.read()
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         current = None
-    if current is None or not untouched(current):
+    if current is None or not written_by_us(current):
         raise DerivgenError(f"refusing to overwrite {path!r}: derivgen did not write it, or it was edited "
                             "since; use --force to replace it")
 
@@ -126,8 +138,11 @@ def command_line(name: str, spec, args: list[str]) -> str:
     return shlex.join(words)
 
 
-def _emit(text: str, output: str | None) -> None:
+def _emit(text, output: str | None, force: bool = False) -> None:
+    """Text to stdout, or to the file `output` (text or PDF bytes), which derivgen replaces
+    only if it wrote it and nobody edited it since, unless force."""
     if output:
+        check_overwrite(output, force)
         write_atomic(output, text)
     else:
         click.echo(text, nl=False)
@@ -175,7 +190,8 @@ def main():
 @click.option("--pdf", is_flag=True, help="Build the LaTeX into a PDF (pdflatex, or xelatex for zh); needs -o FILE.pdf.")
 @click.option("--l2", type=float, default=None, help="L2 weight decay: adds (l2/2) sum ||W||^2 to the loss.")
 @click.option("-o", "--output", default=None, help="Write to FILE instead of stdout.")
-def derive(spec, loss, activation_defs, loss_defs, fmt, lang, pdf, l2, output):
+@click.option("--force", is_flag=True, help="Overwrite FILE even if derivgen did not write it or it was edited.")
+def derive(spec, loss, activation_defs, loss_defs, fmt, lang, pdf, l2, output, force):
     """Write the derivation of SPEC's backpropagation as LaTeX, Markdown, MyST or a PDF."""
     from .derive import derive as run
     from .render import LATEX_ENGINE, render
@@ -190,10 +206,7 @@ def derive(spec, loss, activation_defs, loss_defs, fmt, lang, pdf, l2, output):
         pdf_module.require(LATEX_ENGINE[lang])  # before the derivation: fail fast
     network = load_spec(spec, loss, activation_defs, loss_defs, l2)
     text = render(run(network), fmt, lang)
-    if pdf:
-        write_atomic(output, pdf_module.build(text, LATEX_ENGINE[lang]))
-    else:
-        _emit(text, output)
+    _emit(pdf_module.build(text, LATEX_ENGINE[lang]) if pdf else text, output, force)
 
 
 @main.command()
@@ -223,9 +236,7 @@ def generate(spec, loss, activation_defs, loss_defs, l2, output, check, force):
             sys.exit(1)
         click.echo(f"{output} is current")
         return
-    if output:
-        check_overwrite(output, force)
-    _emit(text, output)
+    _emit(text, output, force)
 
 
 @main.command()
@@ -240,7 +251,8 @@ def generate(spec, loss, activation_defs, loss_defs, l2, output, check, force):
 @click.option("--digits", default="6", show_default=True, metavar="N", help="Significant digits shown (1 to 15).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
 @click.option("-o", "--output", default=None, help="Write to FILE instead of stdout.")
-def example(spec, loss, activation_defs, loss_defs, x, y, params_file, seed, lr, digits, fmt, output):
+@click.option("--force", is_flag=True, help="Overwrite FILE even if derivgen did not write it or it was edited.")
+def example(spec, loss, activation_defs, loss_defs, x, y, params_file, seed, lr, digits, fmt, output, force):
     """A worked example with numbers: one sample through one step of gradient descent."""
     from .derive import derive
     from .worked import check_size, example_document
@@ -251,7 +263,7 @@ def example(spec, loss, activation_defs, loss_defs, x, y, params_file, seed, lr,
     extra += [f"--x={x}", f"--y={y}"] + (["--params", params_file] if params_file else [])
     extra += ([f"--seed={seed}"] if seed is not None else []) + [f"--lr={lr}", f"--digits={digits}"]
     command = command_line("example", network, extra)
-    _emit(example_document(derive(network), x, y, params_file, seed, lr, digits, fmt, command), output)
+    _emit(example_document(derive(network), x, y, params_file, seed, lr, digits, fmt, command), output, force)
 
 
 @main.command()

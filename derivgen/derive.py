@@ -51,7 +51,7 @@ def contract(expr: sp.Expr) -> sp.Expr:
 def _numeric(expr: sp.Expr, value: float) -> complex | None:
     try:
         result = complex(expr.subs(nm.Z, sp.Float(value, 30)).evalf(30))
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
     return result if all(map(math.isfinite, (result.real, result.imag))) else None
 
@@ -64,10 +64,26 @@ def _equal_at_points(left: sp.Expr, right: sp.Expr, points=CHECK_POINTS) -> bool
     return True
 
 
+def _differ_at_points(left: sp.Expr, right: sp.Expr, tolerance: float = 1e-20) -> bool:
+    """True when, at some check point where both are finite, left - right computed to 30
+    digits is clearly not zero (equal expressions give ~1e-30; a rational fit of log(2)
+    differs by ~1e-16)."""
+    difference = left - right
+    if not difference.free_symbols <= {nm.Z}:
+        return False
+    for p in CHECK_POINTS:
+        u, d = _numeric(left, p), _numeric(difference, p)
+        if u is not None and d is not None and abs(d) > tolerance * (1 + abs(u)):
+            return True
+    return False
+
+
 def prove_equal(left: sp.Expr, right: sp.Expr) -> str:
     """'symbolic' when SymPy simplifies left - right to 0, 'numeric' when it only agrees
     at sample points (the fallback), '' when they differ."""
     difference = sp.piecewise_fold(left - right)
+    if _differ_at_points(left, right):  # simplify could take minutes to fail (10**z vs a fit of log(10))
+        return ""
     if sp.simplify(difference) == 0 or sp.simplify(difference.rewrite(sp.exp)) == 0:
         return "symbolic"
     return "numeric" if difference.free_symbols <= {nm.Z} and _equal_at_points(left, right) else ""
@@ -116,10 +132,13 @@ def _condition_in_output(condition, f: sp.Expr):
     if not isinstance(condition, sp.core.relational.Relational):
         return None
     lhs, rhs = condition.lhs, condition.rhs
-    if lhs == nm.Z and rhs.is_number:
-        return condition.func(nm.A, f.subs(nm.Z, rhs))
-    if rhs == nm.Z and lhs.is_number:
-        return condition.func(f.subs(nm.Z, lhs), nm.A)
+    try:  # TypeError: another branch's condition is not real at that point
+        if lhs == nm.Z and rhs.is_number:
+            return condition.func(nm.A, f.subs(nm.Z, rhs))
+        if rhs == nm.Z and lhs.is_number:
+            return condition.func(f.subs(nm.Z, lhs), nm.A)
+    except TypeError:
+        return None
     return None
 
 
@@ -240,30 +259,35 @@ def _conclude(steps: list[Step], result: sp.Expr, reason: str) -> None:
         steps.append(Step(result, reason))
 
 
-# (z or a, y) for a quick look at delta / (a - y) before simplify is asked to prove it constant
-RATIO_POINTS = ((0.3, 0.2), (1.1, 0.7), (-0.7, 0.4))
+# Values for a quick look at delta / (a - y) before simplify is asked to prove it constant.
+RATIO_POINTS = ((0.3, 0.2, 0.45, 1.3), (1.1, 0.7, 0.15, 0.6), (-0.7, 0.4, 0.8, 2.1))
 
 
 def _clearly_not_constant(expr: sp.Expr) -> bool:
-    """True when expr, of plain scalar symbols, takes different values at RATIO_POINTS:
-    simplify then need not try (for mish with a quartic loss it takes tens of seconds).
-    False when it may be constant, or cannot be told this way: the proof decides."""
-    symbols = sorted(expr.free_symbols, key=str)
-    if expr.has(sp.Indexed, sp.Sum) or not 0 < len(symbols) <= 2:
+    """True when expr takes different values at RATIO_POINTS: simplify then need not try
+    (for mish with a quartic loss it takes tens of seconds; with some piecewise losses under
+    softmax it never ends). Sums and indexed entries are looked at as independent numbers,
+    which leaves a constant constant. False when it may be constant, or cannot be told
+    this way: the proof decides."""
+    shown = expr
+    for kind in (sp.Sum, sp.Indexed):  # in a fixed order: the same points every run
+        shown = shown.xreplace({e: sp.Dummy() for e in sorted(shown.atoms(kind), key=sp.default_sort_key)})
+    symbols = sorted(shown.free_symbols, key=sp.default_sort_key)
+    if not 0 < len(symbols) <= len(RATIO_POINTS[0]):
         return False
     values = []
     for point in RATIO_POINTS:
-        u = _value(expr.subs({s: sp.Float(v, 30) for s, v in zip(symbols, point)}))
+        u = _value(shown, {s: sp.Float(v, 30) for s, v in zip(symbols, point)})
         if u is None:
             return False
         values.append(u)
     return any(abs(u - values[0]) > 1e-6 * (1 + abs(values[0])) for u in values)
 
 
-def _value(expr: sp.Expr) -> complex | None:
-    try:
-        result = complex(expr.evalf(30))
-    except (TypeError, ValueError, ZeroDivisionError):
+def _value(expr: sp.Expr, point: dict) -> complex | None:
+    try:  # TypeError also when a Piecewise condition is not real at the point
+        result = complex(expr.subs(point).evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
     return result if all(map(math.isfinite, (result.real, result.imag))) else None
 

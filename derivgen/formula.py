@@ -47,6 +47,11 @@ MAX_DEPTH = 40  # nesting depth of the AST's expression nodes
 # or a sqrt cost exponentially in the nesting: 4 levels take at most ~0.5 s, 5 up to seconds,
 # 8 minutes. Real activations nest 2 or 3 (x*tanh(log(1 + exp(x)))).
 MAX_CALL_DEPTH = 4
+# The argument of exp, sinh, cosh, tanh, erf (sigmoid, softplus are built from exp) applied to
+# a constant: beyond it the value is 0, 1 or huge, and SymPy/mpmath work on exp(-1e12) can
+# exhaust memory.
+MAX_FUNCTION_ARGUMENT = 100
+_GROWING = (sympy.exp, sympy.sinh, sympy.cosh, sympy.tanh, sympy.erf)
 _PIECEWISE = ("max", "min", "where")
 MAX_DIGITS = 20  # significant digits of a literal
 MAX_MAGNITUDE = 10**12  # of any constant; a nonzero literal must also be at least 1e-12
@@ -180,6 +185,10 @@ class _Builder:
         """The real value of a constant: exact for a rational, else a Float."""
         if expr.has(*_NOT_FINITE):
             raise self.fail(node, f"{self.snippet(node)} is not a finite number")
+        for function in expr.atoms(*_GROWING):  # exp(-1e12) is a tiny number, but later
+            if abs(function.args[0].evalf(20)) > MAX_FUNCTION_ARGUMENT:  # work on it takes gigabytes
+                raise self.fail(node, f"{self.snippet(node)}: the argument of a function of a constant "
+                                f"is at most {MAX_FUNCTION_ARGUMENT:g} in magnitude")
         real, imag = (expr, sympy.S.Zero) if expr.is_Rational else expr.evalf(20).as_real_imag()
         if not (real.is_Number and imag.is_Number):
             raise self.fail(node, f"{self.snippet(node)} cannot be evaluated")
@@ -230,7 +239,17 @@ class _Builder:
             raise self.fail(node.right, "division by zero")
         if isinstance(node.op, ast.Pow) and not right.free_symbols:
             self.check_power(left, right, node)
+        if isinstance(node.op, ast.Pow) and right.free_symbols:
+            self.check_variable_exponent(right, node)
         return _BINARY[type(node.op)](left, right)
+
+    def check_variable_exponent(self, exponent: sympy.Expr, node: ast.BinOp) -> None:
+        """31**(952896 + a): SymPy's simplification computes 31**952896 exactly (minutes, and
+        gigabytes); numbers in a variable exponent are limited like a constant exponent."""
+        big = next((n for n in exponent.atoms(sympy.Number) if abs(n) > MAX_EXPONENT), None)
+        if big is not None:
+            raise self.fail(node.right, f"exponent {self.snippet(node.right)} is too large "
+                            f"(numbers in an exponent are at most {MAX_EXPONENT})")
 
     def check_power(self, base: sympy.Expr, exponent: sympy.Expr, node: ast.BinOp) -> None:
         """Refuses a constant exponent that is too large or too fine, and a power of two

@@ -36,6 +36,10 @@ def _first_error(log: str) -> str:
     return "see its log for the reason"
 
 
+# A comment after %%EOF (readers ignore it) that tells `-o` the file is derivgen's to replace.
+MARK = b"%derivgen\n"
+
+
 def build(tex: str, engine: str) -> bytes:
     """The PDF of a complete LaTeX document, compiled with `engine` (pdflatex, xelatex)."""
     program = require(engine)
@@ -66,6 +70,6 @@ def build(tex: str, engine: str) -> bytes:
                 raise DerivgenError(f"{engine} could not build the PDF: {reason}{hint}")
         try:
             with open(os.path.join(folder, "doc.pdf"), "rb") as handle:
-                return handle.read()
+                return handle.read() + MARK
         except OSError:
             raise DerivgenError(f"{engine} wrote no PDF") from None

@@ -297,6 +297,11 @@ class CodePrinter(NumPyPrinter):
     def _print_erf(self, expr):
         return self._print_Function(_erf(*expr.args))
 
+    def _print_ComplexInfinity(self, expr):
+        # SymPy's derivative of abs(y/a) carries conditions such as zoo*y < 0 (at a = 0):
+        # undefined, so NaN, whose comparisons are all false
+        return "np.nan"
+
     def _print_sign(self, expr):
         return f"np.sign({self._print(expr.args[0])})"
 

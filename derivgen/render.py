@@ -22,6 +22,7 @@ from .derivation import ActivationRule, Derivation, Step
 from .messages import MESSAGES, check_language, message, placeholders
 from .messages import reason as translate_reason
 from .printing import latex
+from .stamp import stamp
 from .templating import render_template
 
 FORMATS = ("latex", "markdown", "myst")
@@ -42,7 +43,7 @@ def render(derivation: Derivation, fmt: str, lang: str = "en") -> str:
         raise ValueError(f"unknown document format {fmt!r}; expected one of {', '.join(FORMATS)}")
     check_language(lang)
     writer = {"latex": _Latex, "markdown": _Markdown, "myst": _MyST}[fmt]()
-    return render_template(TEMPLATES[fmt], _Document(derivation, writer, lang).context())
+    return stamp(render_template(TEMPLATES[fmt], _Document(derivation, writer, lang).context()), fmt)
 
 
 def summary(derivation: Derivation, lang: str = "en") -> str:

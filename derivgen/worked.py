@@ -28,6 +28,7 @@ from .derivation import Derivation
 from .errors import DerivgenError
 from .printing import latex
 from .render import latex_text, math_name
+from .stamp import stamp
 from .templating import render_template
 
 PRECISION = 30  # decimal digits carried through the computation
@@ -963,7 +964,7 @@ def render(derivation: Derivation, example: WorkedExample, fmt: str, digits: int
     if not 1 <= digits <= MAX_DIGITS:
         raise DerivgenError(f"--digits must be from 1 to {MAX_DIGITS}, got {digits}")
     writer = _LatexWriter() if fmt == "latex" else _MarkdownWriter()
-    return render_template(TEMPLATES[fmt], _Sheet(derivation, example, writer, digits, command, params_from).context())
+    return stamp(render_template(TEMPLATES[fmt], _Sheet(derivation, example, writer, digits, command, params_from).context()), fmt)
 
 
 def example_document(derivation: Derivation, x: str, y: str, params_file: str | None, seed: str | None,

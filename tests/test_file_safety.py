@@ -59,3 +59,24 @@ def test_binary_or_unreadable_files_are_not_overwritten(tmp_path):
 
 def test_the_stamp_says_nothing_that_changes_between_runs():
     assert generate().stdout == generate().stdout
+
+
+def test_documents_are_protected_too(tmp_path):
+    thesis = tmp_path / "thesis.tex"
+    thesis.write_text("my own thesis\n")
+    result = CliRunner().invoke(main, ["derive", SPEC, "-o", str(thesis)])
+    assert result.exit_code == 2 and "refusing to overwrite" in result.stderr
+    assert thesis.read_text() == "my own thesis\n"
+    notes = tmp_path / "notes.md"
+    for loss in ("bce", "mse"):  # the second run replaces what the first wrote
+        assert CliRunner().invoke(main, ["derive", SPEC, "--loss", loss, "--format", "markdown",
+                                         "-o", str(notes)]).exit_code == 0
+    assert untouched(notes.read_text()) and "mse" in notes.read_text()
+
+
+def test_a_pdf_is_replaced_only_if_derivgen_built_it(tmp_path):
+    from derivgen.cli import written_by_us
+    from derivgen.pdf import MARK
+
+    assert written_by_us(b"%PDF-1.5\n...%%EOF\n" + MARK)
+    assert not written_by_us(b"%PDF-1.5\n...%%EOF\n")
