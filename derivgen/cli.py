@@ -169,6 +169,10 @@ class Group(click.Group):
             fail(str(exc))
         except RecursionError:
             fail("the input is nested too deeply to process")
+        except MemoryError:
+            fail("the input needs more memory than this machine has; simplify it")
+        except click.UsageError as exc:  # a bad option or value: one line, like every other error
+            fail(exc.format_message())
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -431,3 +431,12 @@ def test_verify_catches_a_gradient_off_by_one_percent(tmp_path, name):
     assert "FAILED" in result.stdout
     assert_no_traceback(result)
 
+
+
+@pytest.mark.parametrize("args, says", [
+    (["generate", SMALL, "--l2", "abc"], "--l2"),
+    (["derive", SMALL, "--bogus"], "no such option"),
+    (["derive"], "missing argument"),
+])
+def test_usage_errors_are_one_clean_line(args, says):
+    assert_clean_error(run(*args), says)
