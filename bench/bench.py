@@ -112,6 +112,17 @@ RTOL = {"float64": 1e-6, "float32": 1e-3}
 # (step, result): `step()` is what is timed; `result()` runs a step and returns
 # (loss as float, {"W1": ndarray, "b1": ..., ...}) for the agreement check (None: unchecked).
 
+def _per_layer_result(step):
+    """For peers whose gradients come as [(dW1, db1), ...]: (loss, {"W1": ..., "b1": ...})."""
+    def result():
+        loss, grads = step()
+        out = {}
+        for l, (gw, gb) in enumerate(grads, 1):
+            out[f"W{l}"], out[f"b{l}"] = np.asarray(gw), np.asarray(gb)
+        return float(loss), out
+    return result
+
+
 def build_generated(wl, mod, params, X, Y):
     # A training loop hands the previous gradients back as `out`, like hand's buffers.
     out = {k: np.empty_like(v) for k, v in params.items()}
@@ -215,13 +226,7 @@ def build_jax(wl, mod, params, X, Y):
     Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
     step = lambda: jax.block_until_ready(f(P, Xj, Yj))
 
-    def result():
-        loss, grads = step()
-        out = {}
-        for l, (gw, gb) in enumerate(grads, 1):
-            out[f"W{l}"], out[f"b{l}"] = np.asarray(gw), np.asarray(gb)
-        return float(loss), out
-    return step, result
+    return step, _per_layer_result(step)
 
 
 def build_autograd(wl, mod, params, X, Y):
@@ -246,13 +251,7 @@ def build_autograd(wl, mod, params, X, Y):
     P = [(params[f"W{l}"].copy(), params[f"b{l}"].copy()) for l in range(1, L + 1)]
     step = lambda: f(P, X, Y)
 
-    def result():
-        loss, grads = step()
-        out = {}
-        for l, (gw, gb) in enumerate(grads, 1):
-            out[f"W{l}"], out[f"b{l}"] = np.asarray(gw), np.asarray(gb)
-        return float(loss), out
-    return step, result
+    return step, _per_layer_result(step)
 
 
 IMPLS = {"generated": build_generated, "floor": build_floor, "hand": build_hand,
