@@ -136,7 +136,7 @@ def test_l2_is_part_of_the_loss_and_the_gradients(net, decayed):
     for name in params:
         expected = plain[name] + (0.05 * params[name] if name.startswith("W") else 0)
         np.testing.assert_allclose(grads[name], expected, rtol=1e-12, atol=1e-15)
-    errors = verify.check_batch(decayed, params, X, Y, eps=1e-5, entries=40, rng=np.random.default_rng(0))
+    errors = verify.check_batch(decayed, params, X, Y, eps=3e-5, entries=40, rng=np.random.default_rng(0))
     assert max(errors.values()) < 1e-6  # finite differences of the regularised loss
 
 
