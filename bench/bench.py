@@ -11,15 +11,24 @@ What it measures (see PERFORMANCE.md for the why):
   eager, JAX jit(value_and_grad), HIPS autograd, and the floor (only the GEMMs backprop
   cannot avoid). Gradients are checked against the generated module before timing; timing
   is interleaved round-robin; ratios are medians of per-round ratios.
-* memory: tracemalloc peak of one step, generated vs hand.
+* memory: tracemalloc peak of one step, generated (without and with out= gradient buffers)
+  vs hand.
 * tools: wall time of `derivgen derive` / `generate` per workload and as depth and width grow.
 
 --quick is a smoke test (a few seconds plus imports): a few rounds, one thread unless
 --threads says otherwise, the CLI timed once on the first workload only, no scaling runs.
 
-Thread settings are fixed before NumPy, PyTorch or JAX load (environment variables), and
-again at run time (threadpoolctl, torch.set_num_threads). `--threads both` runs this script
-once per setting in a fresh subprocess, because JAX's thread pool is fixed at start-up.
+Thread settings are fixed before NumPy, PyTorch or JAX load (environment variables, and the
+process's cpu affinity pinned to the first N cpus, which is what limits XLA), and again at
+run time (threadpoolctl, torch.set_num_threads). `--threads both` runs this script once per
+setting in a fresh subprocess, because JAX's thread pool is fixed at start-up; the parent
+is not pinned. The affinity is printed in each run's header and kept in the JSON.
+
+The header also names the BLAS kernel NumPy runs (threadpoolctl's OpenBLAS `architecture`).
+OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) in the environment override OpenBLAS's choice; a
+kernel older than the CPU's (Haswell on an AVX-512 CPU: ~1.6x slower GEMMs) skews every
+ratio against torch (MKL) and JAX. The script leaves them alone and says so; for peer
+ratios run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench.py
 Never asserts on time; exits 1 only when something crashed.
 """
 import os
@@ -27,6 +36,8 @@ import sys
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+XLA_FLAG_1 = "--xla_cpu_multi_thread_eigen=false"        # added to XLA_FLAGS at threads=1
+BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")      # override OpenBLAS's kernel choice
 
 
 def _pin_threads_from_argv():
@@ -43,8 +54,14 @@ def _pin_threads_from_argv():
         os.environ[var] = value
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     if value == "1":
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + XLA_FLAG_1).strip()
+    # XLA ignores the variables above (JAX used 1.4 cores at threads=1): pin this process,
+    # and so every library's pool, to the first N cpus it may run on.
+    if hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity"):
+        try:
+            os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:int(value)])
+        except OSError:
+            pass                     # not permitted here: the header shows what we run on
 
 
 _pin_threads_from_argv()
@@ -196,9 +213,28 @@ def build_torch(wl, mod, params, X, Y):
 _JAX = None
 
 
+def _check_xla_flags():
+    """XLA aborts the whole process on a flag it does not know: try XLA_FLAGS in a child
+    first; drop our flag if it is the one refused, else fail the jax peer (not the run)."""
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    if not flags:
+        return
+    probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"],
+                           capture_output=True, text=True, timeout=300)
+    if probe.returncode == 0:
+        return
+    if XLA_FLAG_1 in flags and XLA_FLAG_1.split("=")[0] in probe.stderr:
+        os.environ["XLA_FLAGS"] = " ".join(f for f in flags if f != XLA_FLAG_1)
+        print(f"   this XLA refuses {XLA_FLAG_1}: dropped (the cpu affinity still limits JAX)")
+        return _check_xla_flags()
+    last = (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
+    raise RuntimeError(f"jax does not start with XLA_FLAGS={' '.join(flags)!r}: {last}")
+
+
 def _jax():
     global _JAX
     if _JAX is None:
+        _check_xla_flags()
         import jax
         jax.config.update("jax_enable_x64", True)   # float64 arrays stay float64
         _JAX = jax
@@ -457,7 +493,7 @@ def run_steps(args, threads, problems):
             torch.set_num_interop_threads(1)
         except RuntimeError:
             pass
-    print(f"== training step, threads={threads} "
+    print(f"== training step, threads={threads}, cpu affinity {cpu_affinity()} "
           f"(BLAS via threadpoolctl + {'/'.join(v.split('_')[0] for v in THREAD_VARS[:3])}"
           f"_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, torch.set_num_threads, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
@@ -498,7 +534,8 @@ def traced_peak(fn):
 
 
 def run_memory(args, problems):
-    """Peak bytes allocated during one step: first call (buffers included) and steady state."""
+    """Peak bytes allocated during one step: first call (buffers included), steady state, and
+    (generated) steady state with out= gradient buffers, the like-for-like one with hand."""
     rows = []
     for wl in args.workloads:
         path = args.module_dir / f"{wl.name}.py"
@@ -509,15 +546,19 @@ def run_memory(args, problems):
                 mod = load_module(path, fresh=True)
                 params, X, Y = make_inputs(wl, mod, dtype, [])
                 gen = lambda: mod.loss_and_grad(params, X, Y)
+                grads = {k: np.empty_like(v) for k, v in params.items()}
+                gen_out = lambda: mod.loss_and_grad(params, X, Y, out=grads)
                 holder = {}
                 hand_first = lambda: holder.setdefault(
                     "net", HandMLP(wl.sizes, wl.activations, wl.loss, wl.batch, dtype)
                 ).loss_and_grad(params, X, Y)
                 row = {"workload": wl.id, "dtype": np.dtype(dtype).name,
                        "params_bytes": sum(v.nbytes for v in params.values()),
-                       "generated_first": traced_peak(gen), "generated_steady": traced_peak(gen),
-                       "hand_first": traced_peak(hand_first),
-                       "hand_steady": traced_peak(lambda: holder["net"].loss_and_grad(params, X, Y))}
+                       "generated_first": traced_peak(gen), "generated_steady": traced_peak(gen)}
+                gen_out()                                # out= is measured in steady state only
+                row["generated_out_steady"] = traced_peak(gen_out)
+                row["hand_first"] = traced_peak(hand_first)
+                row["hand_steady"] = traced_peak(lambda: holder["net"].loss_and_grad(params, X, Y))
                 rows.append(row)
             except Exception as exc:                               # noqa: BLE001
                 problems.append(f"memory {wl.id}: crashed: {type(exc).__name__}: {exc}")
@@ -525,11 +566,14 @@ def run_memory(args, problems):
     if rows:
         kib = lambda b: f"{b / 1024:,.1f}"
         print("\n== memory: tracemalloc peak of one step, KiB (first call includes buffer setup)")
+        print("   gen first/steady: loss_and_grad(params, X, Y) allocates its gradients; gen out=:"
+              " steady state with out=grads reused, like hand's buffers")
         print(f"  {'workload':<9} {'dtype':<8} {'params':>10} {'gen first':>10} {'gen steady':>11}"
-              f" {'hand first':>11} {'hand steady':>12}")
+              f" {'gen out=':>10} {'hand first':>11} {'hand steady':>12}")
         for r in rows:
             print(f"  {r['workload']:<9} {r['dtype']:<8} {kib(r['params_bytes']):>10} "
                   f"{kib(r['generated_first']):>10} {kib(r['generated_steady']):>11} "
+                  f"{kib(r['generated_out_steady']):>10} "
                   f"{kib(r['hand_first']):>11} {kib(r['hand_steady']):>12}")
     return rows
 
@@ -603,11 +647,45 @@ def run_tools(args, problems):
 
 # ---------------------------------------------------------------- machine info and main
 
+def cpu_affinity():
+    """The cpus this process may run on (None where the OS does not say)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def numpy_blas():
+    """threadpoolctl's entry for the BLAS NumPy calls ({} when unknown)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {}
+    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    ours = [p for p in pools if "numpy" in (p.get("filepath") or "")] or pools  # torch has its own
+    return ours[0] if ours else {}
+
+
+def print_blas_header():
+    """Which BLAS kernel NumPy runs: OPENBLAS_CORETYPE can force a slower one than the CPU's."""
+    blas, env = numpy_blas(), [f"{v}={os.environ[v]}" for v in BLAS_VARS if v in os.environ]
+    print(f"== NumPy BLAS: {blas.get('internal_api', 'unknown')} {blas.get('version') or ''}, "
+          f"kernel {blas.get('architecture') or 'unknown'}"
+          f"{' (environment: ' + ', '.join(env) + ')' if env else ''}")
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        print(f"   note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces NumPy's BLAS "
+              "kernel; for peer ratios run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+              "python bench/bench.py")
+
+
 def machine_info():
+    blas = numpy_blas()
     info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "numpy": np.__version__,
-            "thread_env": {v: os.environ.get(v) for v in THREAD_VARS + ("XLA_FLAGS",)}}
+            "cpus": os.cpu_count(), "cpu_affinity": cpu_affinity(), "numpy": np.__version__,
+            "thread_env": {v: os.environ.get(v) for v in THREAD_VARS + ("XLA_FLAGS",)},
+            "numpy_blas": {k: blas.get(k) for k in ("internal_api", "version", "architecture")},
+            "blas_env": {v: os.environ.get(v) for v in BLAS_VARS}}
     try:
         info["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                            if line.startswith("model name"))
@@ -615,7 +693,8 @@ def machine_info():
         info["cpu"] = platform.processor()
     try:
         from threadpoolctl import threadpool_info
-        info["threadpools"] = [{k: p.get(k) for k in ("internal_api", "version", "num_threads")}
+        info["threadpools"] = [{k: p.get(k) for k in ("internal_api", "version", "num_threads",
+                                                      "architecture")}
                                for p in threadpool_info()]
     except ImportError:
         pass
@@ -659,6 +738,8 @@ def main(argv=None):
     report = {"settings": {"quick": args.quick, "threads": args.threads, "dtype": args.dtype,
                            "workloads": [w.id for w in args.workloads],
                            "module_dir": str(args.module_dir)}}
+    if not args.steps_only:                    # a --threads both child: its parent printed it
+        print_blas_header()
     if args.threads == "both":
         cells, missing = [], []
         for t in (1, 2):

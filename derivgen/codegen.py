@@ -29,7 +29,7 @@ class Line:
 
 
 def _names(layer: int, target: str = "Y") -> dict[str, str]:
-    return {"a": f"A{layer}", "z": f"Z{layer}", "y": target}
+    return {"a": f"A{layer}", "z": f"Z{layer}", "y": target, nm.LOG_NORMALIZER.name: f"R{layer}"}
 
 
 def _code(expr: sp.Expr, layer: int, helpers: set[str]) -> str:
@@ -49,17 +49,21 @@ def _relu_like(rule) -> bool:
 
 
 def _forward(derivation: Derivation, helpers: set[str], saved: list[str]) -> list[Line]:
-    """Z = A @ W.T + b into the workspace, the bias added in place, then the activation,
+    """Z = A @ W.T + b into the workspace (np.dot, with the bias added as a (1, n) row: on
+    small arrays both cost half of np.matmul and of a 1-D bias), then the activation,
     written over Z when backward needs only a (one array per layer instead of two)."""
     lines = []
     for l, rule in enumerate(derivation.activations, start=1):
-        lines.append(Line(f'Z{l} = np.matmul(A{l - 1}, W{l}.T, out=ws["Z{l}"])', nm.eq_forward(l)))
-        lines.append(Line(f"Z{l} += b{l}"))
+        lines.append(Line(f'Z{l} = np.dot(A{l - 1}, W{l}.T, out=ws["Z{l}"])', nm.eq_forward(l)))
+        lines.append(Line(f"Z{l} += b{l}[None]"))
         if rule.is_softmax:
             helpers.add("_softmax")
-            code = f"_softmax(Z{l})"
-        else:
-            code = _code(rule.forward, l, helpers)
+            if f"R{l}" in saved:
+                lines.append(Line(f'R{l} = ws["R{l}"]'))
+            normalizer = f", lse=R{l}" if f"R{l}" in saved else ""
+            lines.append(Line(f'A{l} = _softmax(Z{l}, out=ws["A{l}"]{normalizer})'))
+            continue
+        code = _code(rule.forward, l, helpers)
         if code == f"Z{l}":
             lines.append(Line(f"A{l} = Z{l}"))
             continue
@@ -83,29 +87,116 @@ def _in_place(expr: sp.Expr, layer: int, target: str, helpers: set[str], label: 
     return lines
 
 
-def _saved(derivation: Derivation) -> list[str]:
+def _loss_expression(derivation: Derivation) -> sp.Expr:
+    """The per-unit loss the code evaluates: from the logits where that is stabler (its
+    log-sum-exp as the softmax's saved log-normalizer), else in a and y."""
+    per_unit = derivation.output.loss_from_logits
+    if per_unit is None:  # per unit in the scalars a, y: the same for softmax's units
+        return derivation.loss.per_unit
+    log_sum_exp = sp.log(sp.Sum(sp.exp(nm.z[nm.j]), (nm.j, 1, nm.n)))
+    return per_unit.xreplace({log_sum_exp: nm.LOG_NORMALIZER})
+
+
+def _saved(derivation: Derivation, loss: sp.Expr) -> list[str]:
     """What backward needs: every activation; a pre-activation only where a derivative
-    (or the stable loss) is expressed in z."""
+    (or the stable loss) is expressed in z; the softmax's log-normalizer where the loss is."""
     depth = derivation.spec.depth
     keep = [f"A{l}" for l in range(depth + 1)]
     keep += [f"Z{l}" for l, rule in enumerate(derivation.activations[:-1], start=1) if rule.in_output is None]
     out = derivation.output
     if out.uses_z or out.loss_from_logits is not None:
         keep.append(f"Z{depth}")
+    if loss.has(nm.LOG_NORMALIZER):
+        keep.append(f"R{depth}")
     return keep
 
 
-def _loss_lines(derivation: Derivation, helpers: set[str]) -> tuple[list[Line], str]:
-    """(lines, array): the per-unit loss of every output unit, in a workspace buffer when
-    it can be computed in place; summed and divided by B by the caller."""
-    out, L = derivation.output, derivation.spec.depth
-    per_unit = out.loss_from_logits
-    if per_unit is None:  # per unit in the scalars a, y: the same for softmax's units
-        per_unit = derivation.loss.per_unit
-    lines = _in_place(per_unit, L, f"T{L}", helpers, nm.EQ_LOSS)
+def _is_target(e: sp.Expr) -> bool:
+    return e == nm.Y or (isinstance(e, sp.Indexed) and e.base == nm.y)
+
+
+def _scaled(coeff: sp.Expr, code: str) -> str:
+    return code if coeff == 1 else f"{float(coeff)!r} * {code}"
+
+
+def _operand(expr: sp.Expr, layer: int, helpers: set[str]) -> tuple[list[Line], str] | None:
+    """(lines, name): a batch array's name as it is, anything else computed into T{layer}."""
+    if isinstance(expr, (sp.Symbol, sp.Indexed)) and expr != nm.LOG_NORMALIZER:  # R is (B, 1)
+        return [], numpy_code(expr, _names(layer))
+    lines = _in_place(expr, layer, f"T{layer}", helpers)
+    return None if lines is None else (lines, f"T{layer}")
+
+
+def _total(per_unit: sp.Expr, layer: int, helpers: set[str]) -> tuple[list[Line], str]:
+    """(lines, code): code is a float, per_unit summed over the batch and the units; one
+    dot product where per_unit is c u^2 (vdot(U, U)) or c y u (vdot(Y, U))."""
+    coeff, rest = sp.factor_terms(per_unit).as_coeff_Mul()
+    base, power = rest.as_base_exp()
+    targets = [f for f in sp.Mul.make_args(rest) if _is_target(f)]
+    pair = None
+    if power == 2:
+        pair = (None, base)
+    elif len(targets) == 1 and not (rest / targets[0]).has(nm.Y, nm.y):
+        pair = (numpy_code(targets[0], _names(layer)), rest / targets[0])
+    operand = pair and _operand(pair[1], layer, helpers)
+    if operand:
+        lines, name = operand
+        return lines, _scaled(coeff, f"float(np.vdot({pair[0] or name}, {name}))")
+    lines = _in_place(per_unit, layer, f"T{layer}", helpers)
     if lines is not None:
-        return lines, f"T{L}"
-    return [], numpy_code(per_unit, _names(L), helpers)
+        return lines, f"float(np.sum(T{layer}))"
+    return [], f"float(np.sum({numpy_code(per_unit, _names(layer), helpers)}))"
+
+
+def _shared_error(per_unit: sp.Expr, delta: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """(c, g) with per_unit = c (a - y)^2 and delta = (a - y) g, both proved by
+    simplification (g with no y in a denominator); None when they do not share a - y."""
+    error = nm.A - nm.Y
+    if delta.has(sp.Sum, sp.Indexed) or per_unit.has(sp.Indexed):
+        return None
+    c = sp.simplify(per_unit / error ** 2)
+    g = sp.cancel(delta / error)
+    if not c.is_number or c == 0 or sp.denom(g).has(nm.Y) or sp.simplify(delta - g * error) != 0:
+        return None
+    return c, g
+
+
+def _output_delta(derivation: Derivation) -> sp.Expr:
+    """The output delta the code evaluates: the proved c (a - y), fused, where it collapses."""
+    out = derivation.output
+    delta = out.result
+    if out.collapsed is not None:
+        delta = out.collapsed * ((out.activation.forward if out.uses_z else nm.A) - nm.Y)
+    if out.activation.is_softmax and not delta.has(sp.Sum):
+        delta = delta.subs({nm.a[nm.k]: nm.A, nm.y[nm.k]: nm.Y})
+    return delta
+
+
+def _output(derivation: Derivation, per_unit: sp.Expr, helpers: set[str]) -> list[Line]:
+    """The batch's summed loss into `value`, and the output delta D{L} with the batch
+    mean's 1/B. Where the loss is c (a - y)^2 and the delta (a - y) g they start from one
+    A - Y, and the loss is c times its squared norm."""
+    L = derivation.spec.depth
+    label = f"{nm.EQ_OUTPUT_DELTA}, {nm.EQ_BATCH_DELTA}"
+    delta = _output_delta(derivation)
+    shared = _shared_error(per_unit, delta)
+    scale = "/= B"
+    if shared is not None:
+        c, g = shared
+        lines = [Line(f'D{L} = np.subtract(A{L}, Y, out=ws["D{L}"])', f"{label}: a - y, shared with the loss"),
+                 Line(f"value = {_scaled(c, f'float(np.vdot(D{L}, D{L}))')}", f"{nm.EQ_LOSS}: c (a - y)^2")]
+        if g.is_number:
+            scale = scale if g == 1 else f"*= {float(g)!r} / B"
+        else:
+            factor = _in_place(g, L, f"T{L}", helpers, nm.EQ_OUTPUT_DELTA)
+            lines += factor + [Line(f"D{L} *= T{L}")] if factor else [Line(f"D{L} *= {_code(g, L, helpers)}",
+                                                                               nm.EQ_OUTPUT_DELTA)]
+    else:
+        loss_lines, total = _total(per_unit, L, helpers)
+        lines = loss_lines + [Line(f"value = {total}", nm.EQ_LOSS)]
+        lines += _in_place(delta, L, f"D{L}", helpers, label) or [Line(f"D{L} = {_code(delta, L, helpers)}", label)]
+    lines.append(Line(f"D{L} {scale}", "the batch mean's 1/B, once"))
+    return lines
 
 
 def _l2(derivation: Derivation) -> sp.Rational:
@@ -121,29 +212,24 @@ def _penalty(derivation: Derivation) -> str:
     return " + ".join(numpy_code(per_layer, {"W": nm.weight(l)}) for l in range(1, derivation.spec.depth + 1))
 
 
-def _backward(derivation: Derivation, helpers: set[str]) -> list[Line]:
-    out, L = derivation.output, derivation.spec.depth
-    label = f"{nm.EQ_OUTPUT_DELTA}, {nm.EQ_BATCH_DELTA}"
-    delta = out.result
-    if out.collapsed is not None:  # the proved c (a - y): fused
-        delta = out.collapsed * ((out.activation.forward if out.uses_z else nm.A) - nm.Y)
-    if out.activation.is_softmax:
-        delta = delta.subs({nm.a[nm.k]: nm.A, nm.y[nm.k]: nm.Y}) if not delta.has(sp.Sum) else delta
-    lines = _in_place(delta, L, f"D{L}", helpers, label) or [Line(f"D{L} = {_code(delta, L, helpers)}", label)]
-    lines.append(Line(f"D{L} /= B", "the batch mean's 1/B, once"))
+def _backprop(derivation: Derivation, helpers: set[str]) -> list[Line]:
+    """From the output delta down: each layer's gradients (the bias gradient as ones @ D,
+    a matrix-vector product that is cheaper than np.sum(axis=0)), then the delta below."""
+    L = derivation.spec.depth
+    lines = []
     penalty = derivation.penalty
     for l in range(L, 0, -1):
-        lines.append(Line(f'grads["W{l}"] = np.matmul(D{l}.T, A{l - 1}, out=out["W{l}"])',
+        lines.append(Line(f'grads["W{l}"] = np.dot(D{l}.T, A{l - 1}, out=out["W{l}"])',
                           f"{nm.eq_grad_w(l)}, {nm.EQ_BATCH_GRAD_W}"))
         if penalty is not None:
             decay = penalty.grad_weight.subs(penalty.strength, _l2(derivation))
             lines.append(Line(f'grads["W{l}"] += {numpy_code(decay, {"W": f"W{l}"})}', nm.EQ_GRAD_PENALTY))
-        lines.append(Line(f'grads["b{l}"] = np.sum(D{l}, axis=0, out=out["b{l}"])',
+        lines.append(Line(f'grads["b{l}"] = np.dot(ones, D{l}, out=out["b{l}"])',
                           f"{nm.eq_grad_b(l)}, {nm.EQ_BATCH_GRAD_B}"))
         if l == 1:
             break
         rule = derivation.activations[l - 2]
-        lines.append(Line(f'D{l - 1} = np.matmul(D{l}, W{l}, out=ws["D{l - 1}"])',
+        lines.append(Line(f'D{l - 1} = np.dot(D{l}, W{l}, out=ws["D{l - 1}"])',
                           f"{nm.eq_delta(l - 1)}, {nm.EQ_HIDDEN_DELTA}"))
         factor = rule.backward_form
         if factor == 1:
@@ -160,10 +246,11 @@ def generate(derivation: Derivation, command: str) -> str:
     """The module's source text. `command` is the derivgen command line that makes it."""
     spec = derivation.spec
     helpers: set[str] = set()
-    saved = _saved(derivation)
+    per_unit_loss = _loss_expression(derivation)
+    saved = _saved(derivation, per_unit_loss)
     forward = _forward(derivation, helpers, saved)
-    backward = _backward(derivation, helpers)
-    loss_lines, loss = _loss_lines(derivation, helpers)
+    output = _output(derivation, per_unit_loss, helpers)
+    backprop = _backprop(derivation, helpers)
     init = [HE_INIT if _relu_like(rule) else GLOROT_INIT for rule in derivation.activations]
     assumptions = [str(a.lhs.function) + " summed over units = " + str(a.rhs) for a in derivation.output.assumptions]
     context = dict(
@@ -179,12 +266,11 @@ def generate(derivation: Derivation, command: str) -> str:
         params=nm.param_names(spec.depth),
         depth=spec.depth,
         forward=forward,
-        backward=backward,
+        output=output,
+        backprop=backprop,
         saved=saved,
         shapes=[shape for l in range(1, spec.depth + 1)
                 for shape in ((spec.sizes[l], spec.sizes[l - 1]), (spec.sizes[l],))],
-        loss=loss,
-        loss_lines=loss_lines,
         collapsed=derivation.output.collapsed is not None,
         assumptions=assumptions,
         targets_sum_to_one=bool(derivation.output.assumptions),

@@ -39,7 +39,9 @@ class Emitter:
         self.lines: list[str] = []
 
     def leaf(self, e) -> str | None:
-        if e.is_Number or isinstance(e, (sp.Symbol, sp.Indexed)):
+        if e.is_Number:  # a float operand converts faster than an int (and keeps float32)
+            return repr(float(e))
+        if isinstance(e, (sp.Symbol, sp.Indexed)):
             return self.printer._print(e)
         return None
 
@@ -74,7 +76,7 @@ class Emitter:
         elif isinstance(e, sp.Piecewise):
             self._indicator(e, target)
         elif isinstance(e, sp.log) and _exp_plus_one(e.args[0]) is not None:
-            self.call("np.logaddexp", ["0", self.operand(_exp_plus_one(e.args[0]))], target)
+            self.call("np.logaddexp", ["0.0", self.operand(_exp_plus_one(e.args[0]))], target)
         elif isinstance(e, sp.Function) and type(e).__name__ in _FUNCTIONS:
             (arg,) = e.args
             self.call(_FUNCTIONS[type(e).__name__], [self._argument(arg, target)], target)

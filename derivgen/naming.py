@@ -23,6 +23,8 @@ a_prev = sp.IndexedBase("a_prev", real=True)
 y = sp.IndexedBase("y", real=True)
 delta = sp.IndexedBase("delta", real=True)
 ell = sp.Function("ell")  # the loss of one sample, as a function for the chain rule
+# log sum_j exp(z_j) of a softmax layer, per sample: the forward pass saves it for the loss.
+LOG_NORMALIZER = sp.Symbol("lse", real=True)
 
 # Equation labels. Documents show each as a tag, (delta-2), and LaTeX also sets
 # \label{eq:delta-2}; every line of generated `backward` cites the same text.

@@ -259,6 +259,10 @@ class CodePrinter(NumPyPrinter):
     def _print_Integer(self, expr):
         return str(expr.p)
 
+    def _operand(self, expr) -> str:
+        """A ufunc's argument: a number as a float, which NumPy converts faster than an int."""
+        return repr(float(expr)) if expr.is_Number else self._print(expr)
+
     def _print_Relational(self, expr):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
 
@@ -291,7 +295,7 @@ class CodePrinter(NumPyPrinter):
         if isinstance(arg, sp.Add) and len(arg.args) == 2 and 1 in arg.args:
             other = arg.args[0] if arg.args[1] == 1 else arg.args[1]
             if isinstance(other, sp.exp):
-                return f"np.logaddexp(0, {self._print(other.args[0])})"
+                return f"np.logaddexp(0.0, {self._print(other.args[0])})"
         return f"np.log({self._print(arg)})"
 
     def _print_erf(self, expr):
@@ -316,7 +320,7 @@ class CodePrinter(NumPyPrinter):
             if isinstance(condition, sp.core.relational.Relational) and \
                     {condition.lhs, condition.rhs} == {value, other} and condition.rel_op in ("<", ">"):
                 bigger = (condition.rel_op == ">") == (condition.lhs == value)
-                return f"np.{'maximum' if bigger else 'minimum'}({self._print(value)}, {self._print(other)})"
+                return f"np.{'maximum' if bigger else 'minimum'}({self._operand(value)}, {self._operand(other)})"
             other_text = self._print(other)
         else:
             other_text = self._print(sp.Piecewise(*rest))

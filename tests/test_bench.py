@@ -1,4 +1,6 @@
 """Smoke test of the benchmark harness: it runs and prints its table. Never checks timings."""
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,4 +25,11 @@ def test_quick_benchmark_runs_and_prints_table(tmp_path):
     assert "Summary: generated / impl" in proc.stdout
     assert "DISAGREES" not in proc.stdout
     assert "!!" not in proc.stdout, proc.stdout[-3000:]  # no failing implementation or tool run
-    assert report.exists()
+    assert "== NumPy BLAS:" in proc.stdout and "gen out=" in proc.stdout
+    assert "== training step, threads=1, cpu affinity" in proc.stdout
+    data = json.loads(report.read_text())
+    assert "generated_out_steady" in data["memory"][0]
+    machine = data["machine"]
+    assert "architecture" in machine["numpy_blas"] and "OPENBLAS_CORETYPE" in machine["blas_env"]
+    if hasattr(os, "sched_setaffinity"):               # --threads 1 pins to one cpu
+        assert machine["cpu_affinity"] is None or len(machine["cpu_affinity"]) == 1
