@@ -188,15 +188,25 @@ def _output(derivation: Derivation, per_unit: sp.Expr, helpers: set[str]) -> lis
         if g.is_number:
             scale = scale if g == 1 else f"*= {float(g)!r} / B"
         else:
-            factor = _in_place(g, L, f"T{L}", helpers, nm.EQ_OUTPUT_DELTA)
-            lines += factor + [Line(f"D{L} *= T{L}")] if factor else [Line(f"D{L} *= {_code(g, L, helpers)}",
-                                                                               nm.EQ_OUTPUT_DELTA)]
+            lines += _multiply_delta(g, L, helpers, nm.EQ_OUTPUT_DELTA)
     else:
         loss_lines, total = _total(per_unit, L, helpers)
         lines = loss_lines + [Line(f"value = {total}", nm.EQ_LOSS)]
         lines += _in_place(delta, L, f"D{L}", helpers, label) or [Line(f"D{L} = {_code(delta, L, helpers)}", label)]
     lines.append(Line(f"D{L} {scale}", "the batch mean's 1/B, once"))
     return lines
+
+
+def _multiply_delta(factor: sp.Expr, layer: int, helpers: set[str], label: str) -> list[Line]:
+    """Lines multiplying D{layer} by factor in place: a 0/1 indicator (relu') through the
+    boolean mask M{layer}, an eighth of a float64 buffer's memory traffic; anything else
+    through T{layer}, or printed as one expression when the emitter cannot do it."""
+    indicator = isinstance(factor, sp.Piecewise) and [value for value, _ in factor.args] == [1, 0]
+    target = f"{'M' if indicator else 'T'}{layer}"
+    lines = _in_place(factor, layer, target, helpers, label)
+    if lines is None:
+        return [Line(f"D{layer} *= {_code(factor, layer, helpers)}", label)]
+    return lines + [Line(f"D{layer} *= {target}")]
 
 
 def _l2(derivation: Derivation) -> sp.Rational:
@@ -219,26 +229,19 @@ def _backprop(derivation: Derivation, helpers: set[str]) -> list[Line]:
     lines = []
     penalty = derivation.penalty
     for l in range(L, 0, -1):
-        lines.append(Line(f'grads["W{l}"] = np.dot(D{l}.T, A{l - 1}, out=out["W{l}"])',
-                          f"{nm.eq_grad_w(l)}, {nm.EQ_BATCH_GRAD_W}"))
+        dW, db = nm.gradient(nm.weight(l)), nm.gradient(nm.bias(l))
+        lines.append(Line(f"{dW} = np.dot(D{l}.T, A{l - 1}, out={dW})", f"{nm.eq_grad_w(l)}, {nm.EQ_BATCH_GRAD_W}"))
         if penalty is not None:
             decay = penalty.grad_weight.subs(penalty.strength, _l2(derivation))
-            lines.append(Line(f'grads["W{l}"] += {numpy_code(decay, {"W": f"W{l}"})}', nm.EQ_GRAD_PENALTY))
-        lines.append(Line(f'grads["b{l}"] = np.dot(ones, D{l}, out=out["b{l}"])',
-                          f"{nm.eq_grad_b(l)}, {nm.EQ_BATCH_GRAD_B}"))
+            lines.append(Line(f"{dW} += {numpy_code(decay, {'W': f'W{l}'})}", nm.EQ_GRAD_PENALTY))
+        lines.append(Line(f"{db} = np.dot(ones, D{l}, out={db})", f"{nm.eq_grad_b(l)}, {nm.EQ_BATCH_GRAD_B}"))
         if l == 1:
             break
         rule = derivation.activations[l - 2]
         lines.append(Line(f'D{l - 1} = np.dot(D{l}, W{l}, out=ws["D{l - 1}"])',
                           f"{nm.eq_delta(l - 1)}, {nm.EQ_HIDDEN_DELTA}"))
-        factor = rule.backward_form
-        if factor == 1:
-            continue
-        in_place = _in_place(factor, l - 1, f"T{l - 1}", helpers, nm.eq_activation(rule.name))
-        if in_place is None:
-            lines.append(Line(f"D{l - 1} *= {_code(factor, l - 1, helpers)}", nm.eq_activation(rule.name)))
-        else:
-            lines += in_place + [Line(f"D{l - 1} *= T{l - 1}")]
+        if rule.backward_form != 1:
+            lines += _multiply_delta(rule.backward_form, l - 1, helpers, nm.eq_activation(rule.name))
     return lines
 
 
@@ -264,6 +267,7 @@ def generate(derivation: Derivation, command: str) -> str:
         activations=[layer.activation.name for layer in spec.layers],
         init=init,
         params=nm.param_names(spec.depth),
+        gradients=[nm.gradient(name) for name in nm.param_names(spec.depth)],
         depth=spec.depth,
         forward=forward,
         output=output,

@@ -81,5 +81,10 @@ def bias(layer: int) -> str:
     return f"b{layer}"
 
 
+def gradient(param: str) -> str:
+    """The generated code's name for a parameter's gradient: dW2 for W2."""
+    return f"d{param}"
+
+
 def param_names(depth: int) -> list[str]:
     return [name for l in range(1, depth + 1) for name in (weight(l), bias(l))]

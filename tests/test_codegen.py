@@ -208,10 +208,15 @@ def test_wrong_inputs_raise_value_error(modules, mutate, message):
 
 def test_backward_lines_cite_equations(modules):
     text = module_source(*CASES["deep"])
-    body = text.split("def backward", 1)[1].split("\ndef ", 1)[0]
-    for line in body.splitlines():
-        if "=" in line and ("D" in line.split("=")[0] or "grads[" in line):
-            assert "  # " in line, line
+    checked = 0
+    for function in ("def _output", "def _backprop"):
+        body = text.split(function, 1)[1].split("\ndef ", 1)[0]
+        for line in body.splitlines()[1:]:
+            target = line.split("=")[0].strip() if " = " in line else ""
+            if re.fullmatch(r"D\d+|d[Wb]\d+|value", target) and "= ws[" not in line:  # not a buffer fetch
+                assert "  # " in line, line
+                checked += 1
+    assert checked >= 3 * 13  # a delta and two gradients per layer
 
 
 def test_deterministic():
@@ -305,3 +310,46 @@ def test_out_receives_the_gradients(modules):
         np.testing.assert_array_equal(out[key], fresh[key])
     with pytest.raises(ValueError, match="out"):
         module.loss_and_grad(params, X, Y, out={k: v.astype(np.float32) for k, v in out.items()})
+
+
+def test_out_must_be_distinct_contiguous_arrays(modules):
+    module = modules("deep")  # W2 ... W12 are all 6 x 6
+    params = random_params(module, 0)
+    X, Y = batch(module, np.random.default_rng(0))
+    out = {k: np.empty_like(v) for k, v in params.items()}
+    module.loss_and_grad(params, X, Y, out=out)  # the quick path is ready for this batch
+    for bad, says in [(params, "distinct"), ({**out, "W2": params["W2"]}, "distinct"),
+                      ({**out, "W3": out["W2"]}, "distinct"),
+                      ({**out, "W1": np.empty_like(out["W1"], order="F")}, "C-contiguous")]:
+        with pytest.raises(ValueError, match=says):
+            module.loss_and_grad(params, X, Y, out=bad)
+
+
+def test_the_quick_check_sees_shapes_changed_in_place(modules):
+    module = modules("deep")
+    params = random_params(module, 0)
+    X, Y = batch(module, np.random.default_rng(0))
+    out = {k: np.empty_like(v) for k, v in params.items()}
+    module.loss_and_grad(params, X, Y, out=out)
+    out["b1"].shape = (1, 6)  # the same array, reshaped in place
+    with pytest.raises(ValueError, match=re.escape("out['b1'] has shape (1, 6)")):
+        module.loss_and_grad(params, X, Y, out=out)
+    params["W1"].shape = (5, 6)
+    with pytest.raises(ValueError, match=re.escape("params['W1'] has shape (5, 6)")):
+        module.loss_and_grad(params, X, Y)
+
+
+def test_targets_may_be_the_inputs(tmp_path):
+    module = build("4-3:tanh-4:identity", "mse", tmp_path)
+    params = random_params(module, 0)
+    X = np.random.default_rng(0).normal(size=(5, 4))
+    value, grads = module.loss_and_grad(params, X, X)
+    again, fresh = module.loss_and_grad(params, X, X.copy())
+    assert value == again
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], fresh[key])
+
+
+def test_relu_backward_uses_a_boolean_mask(modules):
+    source = module_source(*CASES["hidden-relu"])
+    assert "np.greater(A1, 0.0, out=M1)" in source and "D1 *= M1" in source
