@@ -353,3 +353,14 @@ def test_targets_may_be_the_inputs(tmp_path):
 def test_relu_backward_uses_a_boolean_mask(modules):
     source = module_source(*CASES["hidden-relu"])
     assert "np.greater(A1, 0.0, out=M1)" in source and "D1 *= M1" in source
+
+
+def test_out_that_is_not_arrays_is_refused_clearly(modules):
+    module = modules("softmax-ce")
+    params = random_params(module, 0)
+    X, Y = batch(module, np.random.default_rng(0))
+    module.loss_and_grad(params, X, Y, out={k: np.empty_like(v) for k, v in params.items()})
+    bad = {k: np.empty_like(v) for k, v in params.items()}
+    bad["b1"] = [0.0] * params["b1"].size
+    with pytest.raises(ValueError, match=re.escape("out['b1'] must be a floating NumPy array")):
+        module.loss_and_grad(params, X, Y, out=bad)
