@@ -197,10 +197,14 @@ def test_init_is_seeded_and_scaled(modules):
     (lambda p, X, Y: ({**p, "W2": p["W2"].astype(int)}, X, Y), "floating"),
     (lambda p, X, Y: ([1, 2], X, Y), "params must be a dict"),
 ])
-def test_wrong_inputs_raise_value_error(modules, mutate, message):
+@pytest.mark.parametrize("warm", [False, True], ids=["first call", "quick path"])
+def test_wrong_inputs_raise_value_error(modules, mutate, message, warm):
     module = modules("softmax-ce")
     params = module.init_params()
     X, Y = batch(module, np.random.default_rng(0))
+    module._WORKSPACES.clear()
+    if warm:  # a workspace for this batch size and dtype exists: the quick check runs first
+        module.loss_and_grad(params, X, Y)
     p, X, Y = mutate(params, X, Y)
     with pytest.raises(ValueError, match=re.escape(message)):
         module.loss_and_grad(p, X, Y)
@@ -364,3 +368,30 @@ def test_out_that_is_not_arrays_is_refused_clearly(modules):
     bad["b1"] = [0.0] * params["b1"].size
     with pytest.raises(ValueError, match=re.escape("out['b1'] must be a floating NumPy array")):
         module.loss_and_grad(params, X, Y, out=bad)
+
+
+def test_threads_each_use_their_own_workspace(modules):
+    import threading
+
+    module = modules("deep")
+    params = random_params(module, 0)
+    rng = np.random.default_rng(5)
+    batches = [batch(module, rng) for _ in range(2)]
+    expected = [module.loss_and_grad(params, X, Y) for X, Y in batches]
+    failures = []
+
+    def train(index):
+        X, Y = batches[index]
+        out = {k: np.empty_like(v) for k, v in params.items()}
+        for _ in range(200):
+            value, grads = module.loss_and_grad(params, X, Y, out=out)
+            if value != expected[index][0] or any(not np.array_equal(grads[k], expected[index][1][k]) for k in grads):
+                failures.append(index)
+                return
+
+    threads = [threading.Thread(target=train, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
