@@ -12,7 +12,7 @@ from derivgen import naming as nm
 from derivgen import render as rd
 from derivgen.derive import derive
 from derivgen.printing import latex
-from derivgen.spec import custom_definitions, parse_inline, parse_toml_text
+from derivgen.spec import parse_inline, parse_toml_text
 
 DEEP_TANH = "32-" + "-".join(["64:tanh"] * 20) + "-8:identity"
 

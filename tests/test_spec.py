@@ -8,7 +8,7 @@ import pytest
 from derivgen import catalog, spec
 from derivgen.cli import load_spec
 from derivgen.errors import DerivgenError
-from derivgen.spec import MAX_LAYERS, MAX_SPEC_LENGTH, MAX_WIDTH, parse_inline, parse_toml_text
+from derivgen.spec import MAX_LAYERS, MAX_SPEC_LENGTH, MAX_WIDTH, parse_inline
 
 BUILTIN_ACTIVATIONS = sorted(catalog.ACTIVATIONS)
 
