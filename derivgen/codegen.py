@@ -275,7 +275,6 @@ def generate(derivation: Derivation, command: str) -> str:
         saved=saved,
         shapes=[shape for l in range(1, spec.depth + 1)
                 for shape in ((spec.sizes[l], spec.sizes[l - 1]), (spec.sizes[l],))],
-        collapsed=derivation.output.collapsed is not None,
         assumptions=assumptions,
         targets_sum_to_one=bool(derivation.output.assumptions),
         helpers=sorted(helpers),

@@ -395,3 +395,19 @@ def test_threads_each_use_their_own_workspace(modules):
     for thread in threads:
         thread.join()
     assert not failures
+
+
+def test_loss_and_delta_share_a_minus_y_only_where_proved():
+    import sympy as sp
+
+    from derivgen import naming as nm
+    from derivgen.codegen import _shared_error
+
+    a, y = nm.A, nm.Y
+    c, g = _shared_error((a - y) ** 2 / 2, a * (1 - a) * (a - y))
+    assert c == sp.Rational(1, 2) and sp.simplify(g - a * (1 - a)) == 0
+    assert _shared_error((a - y) ** 4 / 4, a - y) is None  # not c (a - y)^2
+    assert _shared_error((a - y) ** 2 / 2, y * (a - 1)) is None  # the delta has no factor a - y
+    for case, shared in [("identity-mse", True), ("sigmoid-mse", True), ("softmax-ce", False), ("sigmoid-bce", False)]:
+        source = module_source(*CASES[case])
+        assert ("shared with the loss" in source) == shared, case
