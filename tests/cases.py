@@ -19,6 +19,10 @@ CASES = {
     "softplus-mse": ("3-4:sigmoid-2:softplus", "mse"),
     "gelu-mse": ("3-4:sigmoid-2:gelu", "mse"),
     "swish-out-mse": ("3-4:sigmoid-2:swish", "mse"),
+    # width-1 layers, whose calls alternate between two buffers (one-element arrays at B = 1)
+    "narrow-sigmoid-mse": ("2-2:sigmoid-1:sigmoid", "mse"),
+    "narrow-swish-bce": ("3-4:swish-1:sigmoid", "bce"),
+    "narrow-hidden": ("3-1:tanh-4:gelu-1:elu", "mse"),
     # deep and wide
     "deep": ("5-" + "-".join(["6:tanh", "6:relu", "6:sigmoid", "6:elu", "6:swish", "6:gelu"] * 2) + "-3:softmax", "ce"),
     "wide": ("30-64:relu-40:leaky_relu-10:sigmoid", "bce"),

@@ -65,6 +65,54 @@ def test_finite_differences(modules, case):
         assert max(errors.values()) <= 1e-6, errors
 
 
+NARROW = [case for case in CASES if case.startswith("narrow-")]
+
+
+@pytest.mark.parametrize("case", NARROW)
+@pytest.mark.parametrize("rows", [1, 4])
+def test_width_one_layers_at_every_batch_size(modules, case, rows):
+    """A width-1 layer's calls alternate between two buffers: right at B = 1 (one-element
+    arrays) and above, on the first call and on later ones, with out= and without."""
+    module = modules(case)
+    rng = np.random.default_rng(rows)
+    params = random_params(module, 0)
+    X, Y = batch(module, rng, rows)
+    errors = verify.check_batch(module, params, X, Y, eps=3e-5, entries=40, rng=rng)
+    assert max(errors.values()) <= 1e-6, errors
+    value, grads = module.loss_and_grad(params, X, Y)
+    grads = {k: v.copy() for k, v in grads.items()}
+    out = {k: np.empty_like(v) for k, v in params.items()}
+    for _ in range(3):
+        again, written = module.loss_and_grad(params, X, Y, out=out)
+        assert again == value
+        for name in grads:
+            np.testing.assert_array_equal(written[name], grads[name])
+        assert module.loss(params, X, Y) == value
+
+
+@pytest.mark.parametrize("case", NARROW)
+def test_width_one_layers_never_write_over_their_input(case):
+    """In a width-1 layer no elementwise call writes over its own input (it writes the
+    other buffer of a pair); in the wider layers calls work in place."""
+    source = module_source(*CASES[case])
+    sizes = [int(part.split(":")[0]) for part in CASES[case][0].split("-")]
+    in_place = {"narrow": 0, "wide": 0}
+    for line in source.splitlines():
+        code = line.split("#")[0].strip()
+        augmented = re.match(r"([A-Z](\d+)) [-+*/]= ", code)
+        call = re.fullmatch(r"(?:\w+ = )?np\.\w+\((.*), out=([A-Z](\d+))\)", code)
+        if augmented:
+            layer = int(augmented.group(2))
+        elif call and re.search(rf"\b{call.group(2)}\b", call.group(1)):
+            layer = int(call.group(3))
+        else:
+            continue
+        in_place["narrow" if sizes[layer] == 1 else "wide"] += 1
+    assert in_place["narrow"] == 0
+    assert in_place["wide"] > 0
+    assert len(re.findall(r'^\s+([A-Z]\d+) = np\.\w+\(.*out=ws\["[a-z]\d+"\]\)', source, re.M)) >= 3
+
+
 # ---------------------------------------------------------------- PyTorch, independently
 
 def torch_activation(name):
@@ -233,7 +281,7 @@ def output_delta_code(source: str) -> list[str]:
     body = source.split("def _output", 1)[1]
     start = body.index("# output-delta")
     start = body.rindex("\n", 0, start) + 1
-    lines = [line.split("#")[0].strip() for line in body[start:body.index("/= B", start)].splitlines()[:-1]]
+    lines = [line.split("#")[0].strip() for line in body[start:body.index("# the batch mean's 1/B", start)].splitlines()[:-1]]
     return [line for line in lines if not line.startswith("value = ")]
 
 
@@ -356,7 +404,7 @@ def test_targets_may_be_the_inputs(tmp_path):
 
 def test_relu_backward_uses_a_boolean_mask(modules):
     source = module_source(*CASES["hidden-relu"])
-    assert "np.greater(A1, 0.0, out=M1)" in source and "D1 *= M1" in source
+    assert "np.greater(A1, const[0.0], out=M1)" in source and "D1 *= M1" in source
 
 
 def test_out_that_is_not_arrays_is_refused_clearly(modules):
