@@ -10,7 +10,7 @@ What it measures (see PERFORMANCE.md for the why):
   module `generated/<name>.py` against hand-written NumPy (bench/hand_numpy.py), PyTorch
   eager, JAX jit(value_and_grad), HIPS autograd, and the floor (only the GEMMs backprop
   cannot avoid). Gradients are checked against the generated module before timing; timing
-  is interleaved round-robin; ratios are medians of per-round ratios.
+  is interleaved, in a random order each round; ratios are medians of per-round ratios.
 * memory: tracemalloc peak of one step, generated (without and with out= gradient buffers)
   vs hand.
 * tools: wall time of `derivgen derive` / `generate` per workload and as depth and width grow.
@@ -74,6 +74,7 @@ import importlib.metadata                                          # noqa: E402
 import importlib.util                                              # noqa: E402
 import json                                                        # noqa: E402
 import platform                                                    # noqa: E402
+import random                                                      # noqa: E402
 import statistics                                                  # noqa: E402
 import subprocess                                                  # noqa: E402
 import tempfile                                                    # noqa: E402
@@ -342,7 +343,7 @@ def disagreement(ref, got):
 # ---------------------------------------------------------------- timing
 
 def time_interleaved(steps, quick):
-    """Round-robin over implementations; each round times a small batch of calls of each.
+    """Rounds over the implementations, in a random order each; a round times a small batch of calls of each.
 
     Returns ({impl: [seconds per call, one per round]}, {impl: [cpu s / wall s per round]},
     {impl: calls per round}).
@@ -362,6 +363,7 @@ def time_interleaved(steps, quick):
     round_s = sum(inner[k] * per_call[k] for k in steps)
     rounds = max(min_rounds, min(max_rounds, int(budget / round_s)))
     names, samples, cores = list(steps), {k: [] for k in steps}, {k: [] for k in steps}
+    order = random.Random(0)
     gc.collect()
     gc.freeze()                     # torch and jax hold many objects: keep later collects cheap
     gc.disable()
@@ -371,7 +373,10 @@ def time_interleaved(steps, quick):
             spent = time.perf_counter() - start
             if (r >= min_rounds and spent > 1.25 * budget) or (r >= 3 and spent > 3 * budget):
                 break
-            for name in names[r % len(names):] + names[:r % len(names)]:
+            # a fresh random order each round: in a fixed rotation each implementation always
+            # follows the same one, and hand followed the floor, which had just pulled the
+            # same weights and X into the caches (W3: gen ran after autograd's churn)
+            for name in order.sample(names, len(names)):
                 fn, k = steps[name], inner[name]
                 c0, t0 = time.process_time(), time.perf_counter()
                 for _ in range(k):
