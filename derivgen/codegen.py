@@ -34,6 +34,11 @@ def _call(call: Call, label: str = "") -> Line:
     return Line(call.code(), label, call)
 
 
+def _calls(calls: list[Call], label: str = "") -> list[Line]:
+    """A line per call, the label on the first."""
+    return [_call(call, label if i == 0 else "") for i, call in enumerate(calls)]
+
+
 def _names(layer: int, target: str = "Y") -> dict[str, str]:
     return {"a": f"A{layer}", "z": f"Z{layer}", "y": target, nm.LOG_NORMALIZER.name: f"R{layer}"}
 
@@ -105,7 +110,7 @@ def _forward(derivation: Derivation, helpers: set[str], saved: list[str]) -> lis
         if len(calls) == 1 and derivation.spec.sizes[l] > 1:
             lines.append(Line(f"A{l} = {calls[0].code()}"))
         else:
-            lines += [_call(calls[0], f"a = {rule.name}(z)")] + [_call(call) for call in calls[1:]]
+            lines += _calls(calls, f"a = {rule.name}(z)")
             lines.append(Line(f"A{l} = {target}"))
     return lines
 
@@ -118,7 +123,7 @@ def _in_place(expr: sp.Expr, layer: int, target: str, label: str = "") -> list[L
         return None
     calls, used = emitted
     lines = [Line(f'{name} = ws["{name}"]') for name in [target] + used]
-    return lines + [_call(calls[0], label)] + [_call(call) for call in calls[1:]]
+    return lines + _calls(calls, label)
 
 
 def _loss_expression(derivation: Derivation) -> sp.Expr:
