@@ -391,6 +391,84 @@ def test_the_quick_check_sees_shapes_changed_in_place(modules):
         module.loss_and_grad(params, X, Y)
 
 
+def _changes_in_place(array):
+    """(name, change) for what NumPy lets a caller do to an array in place: give it another
+    shape of the same size, or read its bytes as another dtype."""
+    shapes = {(array.size,), (1, array.size), (array.size, 1), array.shape[::-1]} - {array.shape}
+    for shape in sorted(shapes):
+        yield f"shape {shape}", lambda a, shape=shape: setattr(a, "shape", shape)
+    for dtype in (np.int64, np.float32):
+        yield f"dtype {dtype.__name__}", lambda a, dtype=dtype: setattr(a, "dtype", dtype)
+
+
+@pytest.mark.parametrize("case", ["deep", "softmax-ce", "narrow-sigmoid-mse", "narrow-hidden"])
+def test_arrays_changed_in_place_after_a_checked_step(modules, case):
+    """The quick check trusts params and out that are the very arrays the detailed checks
+    passed before. One changed in place since must give the detailed check's clear
+    ValueError, or, where NumPy still reads it as the declared array, that array's
+    gradients: never wrong ones."""
+    module = modules(case)
+    X, Y = batch(module, np.random.default_rng(0))
+    shapes = {name: value.shape for name, value in random_params(module, 0).items()}
+    for which in ("params", "out"):
+        for name in module.PARAM_NAMES:
+            for change, apply in _changes_in_place(np.empty(shapes[name])):
+                params = random_params(module, 0)
+                out = {k: np.empty_like(v) for k, v in params.items()}
+                module.loss_and_grad(params, X, Y, out=out)  # checked: now trusted by identity
+                apply((params if which == "params" else out)[name])
+                try:
+                    with np.errstate(all="ignore"):  # bytes read as int64 are huge numbers
+                        value, grads = module.loss_and_grad(params, X, Y, out=out)
+                except ValueError as error:
+                    assert str(error).startswith(f"{which}[{name!r}]"), (change, str(error))
+                    continue
+                declared = {k: np.array(v, dtype=np.float64).reshape(shapes[k]) for k, v in params.items()}
+                with np.errstate(all="ignore"):
+                    expected_value, expected = module.loss_and_grad(declared, X, Y)
+                np.testing.assert_allclose(value, expected_value, rtol=1e-12, equal_nan=True, err_msg=change)
+                for key in expected:
+                    got = np.asarray(grads[key], dtype=np.float64).reshape(shapes[key])
+                    np.testing.assert_allclose(got, expected[key], rtol=1e-12, atol=1e-300, equal_nan=True,
+                                               err_msg=f"{which}[{name!r}] {change}: {key}")
+
+
+@pytest.mark.parametrize("case", ["softmax-ce", "identity-mse", "narrow-sigmoid-mse"])
+def test_the_quick_check_refuses_targets_that_would_broadcast(modules, case):
+    module = modules(case)
+    params = random_params(module, 0)
+    X, Y = batch(module, np.random.default_rng(0))
+    out = {k: np.empty_like(v) for k, v in params.items()}
+    module.loss_and_grad(params, X, Y, out=out)  # the quick path is ready for this batch
+    for bad in (Y[:, :1], Y[:1], Y[0], Y.astype(np.float32)):
+        if bad.shape == Y.shape and bad.dtype == Y.dtype:
+            continue
+        for call in (lambda: module.loss_and_grad(params, X, bad, out=out), lambda: module.loss(params, X, bad),
+                     lambda: module.backward(params, module.forward(params, X)[1], bad)):
+            with pytest.raises(ValueError, match="Y has"):
+                call()
+
+
+def test_the_quick_check_follows_params_and_out_that_swap_roles(modules):
+    module = modules("deep")
+    X, Y = batch(module, np.random.default_rng(0))
+    P = random_params(module, 0)
+    G = {k: np.empty_like(v) for k, v in P.items()}
+    module.loss_and_grad(P, X, Y, out=G)
+    with pytest.raises(ValueError, match="distinct"):
+        module.loss_and_grad(P, X, Y, out={**G, "W2": P["W2"]})
+    expected = module.loss_and_grad({k: v.copy() for k, v in P.items()}, X, Y)[1]
+    for key in P:
+        G[key][...] = P[key]
+    assert module.loss_and_grad(G, X, Y, out=P)[1] is P  # double buffering: params G, out P
+    for key in expected:
+        np.testing.assert_array_equal(P[key], expected[key])
+    module.loss_and_grad(P, X, Y)  # new params, no out: out's pairing with them is unchecked
+    with pytest.raises(ValueError, match="distinct"):
+        module.loss_and_grad(P, X, Y, out=P)
+    assert module.loss_and_grad(G, X, Y, out=P)[1] is P  # and back, checked anew
+
+
 def test_targets_may_be_the_inputs(tmp_path):
     module = build("4-3:tanh-4:identity", "mse", tmp_path)
     params = random_params(module, 0)
