@@ -58,8 +58,8 @@ class HandMLP:
         self.gW = [None] + [self.grads[k] for k in self.W_names[1:]]
         self.gb = [None] + [self.grads[k] for k in self.b_names[1:]]
         self.ones_b = np.ones(batch, self.dtype)                    # ones_b @ D = column sums
-        self.ones_out = np.ones(sizes[-1], self.dtype)              # S @ ones_out = row sums
-        self.row = [new(batch) for _ in range(3)]                   # softmax: max, sum, y sum
+        self.ones_out = np.ones((sizes[-1], 1), self.dtype)         # S @ ones_out = row sums
+        self.row = [new(batch, 1) for _ in range(3)]                # softmax: max, sum, y sum
         # constants as 0-d arrays of the dtype: ~120 ns cheaper per call than a Python float
         self.c = {x: np.array(x, self.dtype) for x in (0.0, 1.0, 1.0 / batch)}
 
@@ -82,15 +82,15 @@ class HandMLP:
         Z, DL = A[L], D[L]
         if self.loss_name == "ce":                       # softmax + cross-entropy
             top, total, y_sum = self.row
-            np.max(Z, axis=1, out=top)
-            np.subtract(Z, top[:, None], out=Z)            # shifted logits S
+            Z.max(axis=1, out=top, keepdims=True)          # the method: np.max costs 1.5 us more
+            np.subtract(Z, top, out=Z)                     # shifted logits S
             y_dot_s = np.vdot(Y, Z)
             np.exp(Z, out=Z)
             Z.dot(self.ones_out, out=total)
-            np.divide(Z, total[:, None], out=Z)            # softmax
+            Z /= total                                     # softmax
             np.log(total, out=total)                       # log-sum-exp of S
             Y.dot(self.ones_out, out=y_sum)            # 1 for one-hot targets; any Y works
-            loss = (y_sum.dot(total) - y_dot_s) * inv_b
+            loss = (np.vdot(y_sum, total) - y_dot_s) * inv_b
             np.subtract(Z, Y, out=DL)                      # delta = a - y
         else:                                            # mse: 1/2 sum (a - y)^2
             if self.activations[-1] == "sigmoid":

@@ -90,10 +90,10 @@ def _forward(derivation: Derivation, helpers: set[str], saved: list[str]) -> lis
         lines.append(_call(Call("np.add", (f"Z{l}", f"b{l}[None]"), f"Z{l}")))
         if rule.is_softmax:
             helpers.add("_softmax")
-            if f"R{l}" in saved:
-                lines.append(Line(f'R{l} = ws["R{l}"]'))
-            normalizer = f", lse=R{l}" if f"R{l}" in saved else ""
-            lines.append(Line(f'A{l} = _softmax(Z{l}, out=ws["A{l}"]{normalizer})'))
+            lines.append(Line(f'R{l} = ws["R{l}"]'))
+            lse = ", lse=True" if f"R{l}" in saved else ""
+            lines.append(Line(f'A{l} = _softmax(Z{l}, ws["A{l}"], ws["r{l}"], R{l}, ws["ones{l}"]{lse})',
+                              "a = softmax(z)" + (f"; R{l} = log sum exp(z)" if lse else "")))
             continue
         code = _code(rule.forward, l, helpers)
         if code == f"Z{l}":
