@@ -9,8 +9,10 @@ What it measures (see PERFORMANCE.md for the why):
 * steps: one full training step (forward, batch-mean loss, all gradients) of the generated
   module `generated/<name>.py` against hand-written NumPy (bench/hand_numpy.py), PyTorch
   eager, JAX jit(value_and_grad), HIPS autograd, and the floor (only the GEMMs backprop
-  cannot avoid). Gradients are checked against the generated module before timing; timing
-  is interleaved, in a random order each round; ratios are medians of per-round ratios.
+  cannot avoid), also under jax.jit ("jax floor": XLA's GEMMs against OpenBLAS's).
+  Gradients are checked against the generated module before timing; timing is
+  interleaved, in a random order each round, each implementation's batch of timed calls
+  after one untimed call; ratios are medians of per-round ratios.
 * memory: tracemalloc peak of one step, generated (without and with out= gradient buffers)
   vs hand.
 * tools: wall time of `derivgen derive` / `generate` per workload and as depth and width grow.
@@ -121,7 +123,7 @@ WORKLOADS = {w.id: w for w in [
     Workload("W3", "wide", (784, 512, 512, 10), ("relu", "relu", "softmax"), "ce", 256),
     Workload("W4", "deep", (32,) + (64,) * 20 + (8,), ("tanh",) * 20 + ("identity",), "mse", 32),
 ]}
-PEERS = {"torch": "torch", "jax": "jax", "autograd": "autograd"}   # impl -> import name
+PEERS = {"torch": "torch", "jax": "jax", "autograd": "autograd", "jax floor": "jax"}  # impl -> import
 RTOL = {"float64": 1e-6, "float32": 1e-3}
 
 
@@ -162,18 +164,25 @@ def build_hand(wl, mod, params, X, Y):
     return step, result
 
 
-def build_floor(wl, mod, params, X, Y):
-    """Only the unavoidable GEMMs: A@W.T per layer, D.T@A per layer, D@W above layer 1."""
+def _floor_operands(wl, params, X):
+    """(W, A, D) for the floor's GEMMs: the weights, each layer's input (A[0] = X) and delta."""
     rng = np.random.default_rng(7)
     fill = lambda *shape: rng.standard_normal(shape).astype(X.dtype)
     L, B = wl.depth, len(X)
-    WT = [params[f"W{l}"].T for l in range(1, L + 1)]
     W = [params[f"W{l}"] for l in range(1, L + 1)]
     A = [X] + [fill(B, n) for n in wl.sizes[1:]]        # A[l] = input of layer l+1
-    Z = [fill(B, n) for n in wl.sizes[1:]]
     D = [fill(B, n) for n in wl.sizes[1:]]
+    return W, A, D
+
+
+def build_floor(wl, mod, params, X, Y):
+    """Only the unavoidable GEMMs: A@W.T per layer, D.T@A per layer, D@W above layer 1."""
+    W, A, D = _floor_operands(wl, params, X)
+    L, B = wl.depth, len(X)
+    WT = [w.T for w in W]
+    Z = [np.empty((B, n), X.dtype) for n in wl.sizes[1:]]
     gW = [np.empty_like(w) for w in W]
-    Dp = [fill(B, n) for n in wl.sizes[:-1]]
+    Dp = [np.empty((B, n), X.dtype) for n in wl.sizes[:-1]]
 
     def step():
         for l in range(L):
@@ -266,6 +275,21 @@ def build_jax(wl, mod, params, X, Y):
     return step, _per_layer_result(step)
 
 
+def build_jax_floor(wl, mod, params, X, Y):
+    """The floor's GEMMs under jax.jit: XLA's GEMMs against OpenBLAS's (the floor). Where
+    JAX's whole step beats the generated one, this says whether its GEMMs alone do."""
+    jax = _jax()
+    W, A, D = ([jax.numpy.asarray(x) for x in group] for group in _floor_operands(wl, params, X))
+    L = wl.depth
+
+    def gemms(W, A, D):
+        return ([A[l] @ W[l].T for l in range(L)] + [D[l].T @ A[l] for l in range(L)]
+                + [D[l] @ W[l] for l in range(1, L)])
+
+    f = jax.jit(gemms)
+    return (lambda: jax.block_until_ready(f(W, A, D))), None
+
+
 def build_autograd(wl, mod, params, X, Y):
     import autograd.numpy as anp
     from autograd import value_and_grad
@@ -292,7 +316,8 @@ def build_autograd(wl, mod, params, X, Y):
 
 
 IMPLS = {"generated": build_generated, "floor": build_floor, "hand": build_hand,
-         "torch": build_torch, "jax": build_jax, "autograd": build_autograd}
+         "torch": build_torch, "jax": build_jax, "autograd": build_autograd,
+         "jax floor": build_jax_floor}
 
 
 # ---------------------------------------------------------------- inputs and checks
@@ -343,7 +368,8 @@ def disagreement(ref, got):
 # ---------------------------------------------------------------- timing
 
 def time_interleaved(steps, quick):
-    """Rounds over the implementations, in a random order each; a round times a small batch of calls of each.
+    """Rounds over the implementations, in a random order each; a round makes one untimed
+    call of each, then times a small batch of calls of it.
 
     Returns ({impl: [seconds per call, one per round]}, {impl: [cpu s / wall s per round]},
     {impl: calls per round}).
@@ -360,7 +386,7 @@ def time_interleaved(steps, quick):
             n += 1
         per_call[name] = elapsed / n
         inner[name] = max(1, min(10_000, int(target / per_call[name])))
-    round_s = sum(inner[k] * per_call[k] for k in steps)
+    round_s = sum((inner[k] + 1) * per_call[k] for k in steps)   # + 1: the untimed call
     rounds = max(min_rounds, min(max_rounds, int(budget / round_s)))
     names, samples, cores = list(steps), {k: [] for k in steps}, {k: [] for k in steps}
     order = random.Random(0)
@@ -378,6 +404,11 @@ def time_interleaved(steps, quick):
             # same weights and X into the caches (W3: gen ran after autograd's churn)
             for name in order.sample(names, len(names)):
                 fn, k = steps[name], inner[name]
+                # one untimed call first: the caches hold this implementation's arrays
+                # again, not the previous one's. Without it the first call of a batch paid
+                # for the others' churn, which weighed on an implementation calibrated to
+                # fewer calls per batch (W4: gen 2 calls, hand 3 made gen / hand 1.09 vs 0.98)
+                fn()
                 c0, t0 = time.process_time(), time.perf_counter()
                 for _ in range(k):
                     fn()
@@ -466,7 +497,7 @@ def print_cell(cell):
 
 
 def print_summary(cells):
-    cols = [c for c in ["floor", "hand", "torch", "jax", "autograd"]
+    cols = [c for c in ["floor", "hand", "torch", "jax", "autograd", "jax floor"]
             if any(c in cell["impls"] for cell in cells)]
     print("\nSummary: generated / impl (median of per-round ratios; < 1 means generated is faster;"
           " * noisy cell)")
