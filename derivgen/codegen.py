@@ -14,7 +14,7 @@ from . import __version__
 from . import naming as nm
 from .derivation import Derivation
 from .inplace import CONSTANTS, Call, constant, emit, uses_constants
-from .printing import numpy_code, prepare, sigmoid_form, with_out
+from .printing import extremum, numpy_code, prepare, sigmoid_form, with_out
 from .stamp import stamp
 from .templating import render_template
 
@@ -70,11 +70,16 @@ def _product(name: str, left: str, right: str, out: str) -> str:
 
 
 def _activation(rule, layer: int, target: str) -> list[Call] | None:
-    """The calls writing a = f(z) of one elementwise function into target (Z{layer}
-    itself, or another buffer) one ufunc at a time, or None. Only f(z) is safe written
-    over z: its first call reads z, and no later one does."""
+    """The calls writing a = f(z) of one elementwise function, or max(z, c) or min(z, c)
+    of z and a number (relu), into target (Z{layer} itself, or another buffer) one ufunc
+    at a time, or None. Only these are safe written over z: their first call reads z,
+    and no later one does."""
     forward = prepare(sigmoid_form(rule.forward, nm.Z))
-    if not (isinstance(forward, sp.Function) and forward.args == (nm.Z,)):
+    pair = extremum(forward)
+    if pair is not None:
+        if nm.Z not in pair[1:] or not any(term.is_Number for term in pair[1:]):
+            return None
+    elif not (isinstance(forward, sp.Function) and forward.args == (nm.Z,)):
         return None
     emitted = emit(forward, _names(layer), target, [])
     return None if emitted is None else emitted[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .printing import CodePrinter, prepare
+from .printing import CodePrinter, extremum, prepare
 
 _FUNCTIONS = {"exp": "np.exp", "log": "np.log", "tanh": "np.tanh", "cosh": "np.cosh", "sinh": "np.sinh",
               "Abs": "np.abs", "sign": "np.sign"}
@@ -119,6 +119,9 @@ class Emitter:
             self._product(e, target)
         elif e.is_Pow:
             self._power(e, target)
+        elif extremum(e) is not None:
+            function, first, second = extremum(e)
+            self.call(function, [self._argument(first, target), self.operand(second)], target)
         elif isinstance(e, sp.Piecewise):
             self._indicator(e, target)
         elif isinstance(e, sp.log) and _exp_plus_one(e.args[0]) is not None:

@@ -224,6 +224,19 @@ _sigmoid, _erf = sp.Function("_sigmoid"), sp.Function("_erf")
 HELPERS = ("_sigmoid", "_erf", "_logsumexp", "_softmax")
 
 
+def extremum(expr: sp.Expr) -> tuple[str, sp.Expr, sp.Expr] | None:
+    """("np.maximum" or "np.minimum", p, q) for max(p, q) or min(p, q) in the form the
+    formula parser and the catalog build them, Piecewise((p, p > q), (q, True)); else None."""
+    if not isinstance(expr, sp.Piecewise) or len(expr.args) != 2 or expr.args[1][1] is not sp.true:
+        return None
+    (value, condition), (other, _) = expr.args
+    if not (isinstance(condition, sp.core.relational.Relational) and condition.rel_op in ("<", ">")
+            and {condition.lhs, condition.rhs} == {value, other}):
+        return None
+    bigger = (condition.rel_op == ">") == (condition.lhs == value)
+    return ("np.maximum" if bigger else "np.minimum"), value, other
+
+
 def _with_sigmoids(expr: sp.Expr) -> sp.Expr:
     """(1 + e^{-u})^{-p} -> sigmoid(u)^p, so the printer calls the stable helper."""
     def is_sigmoid_power(e):
@@ -316,11 +329,10 @@ class CodePrinter(NumPyPrinter):
             # A 0/1 indicator is a boolean mask: multiplying by it keeps the array's dtype.
             if value == 1 and other == 0:
                 return self._print(condition)
-            # max(p, q) and min(p, q), as the formula parser builds them.
-            if isinstance(condition, sp.core.relational.Relational) and \
-                    {condition.lhs, condition.rhs} == {value, other} and condition.rel_op in ("<", ">"):
-                bigger = (condition.rel_op == ">") == (condition.lhs == value)
-                return f"np.{'maximum' if bigger else 'minimum'}({self._operand(value)}, {self._operand(other)})"
+            pair = extremum(expr)
+            if pair is not None:
+                function, first, second = pair
+                return f"{function}({self._operand(first)}, {self._operand(second)})"
             other_text = self._print(other)
         else:
             other_text = self._print(sp.Piecewise(*rest))
