@@ -9,7 +9,8 @@ What it measures (see PERFORMANCE.md for the why):
 * steps: one full training step (forward, batch-mean loss, all gradients) of the generated
   module `generated/<name>.py` against hand-written NumPy (bench/hand_numpy.py), PyTorch
   eager, JAX jit(value_and_grad), HIPS autograd, and the floor (only the GEMMs backprop
-  cannot avoid), also under jax.jit ("jax floor": XLA's GEMMs against OpenBLAS's).
+  cannot avoid), also in PyTorch and under jax.jit ("torch floor", "jax floor": MKL's and
+  XLA's GEMMs against NumPy's OpenBLAS).
   Gradients are checked against the generated module before timing; timing is
   interleaved, in a random order each round, each implementation's batch of timed calls
   after one untimed call; ratios are medians of per-round ratios.
@@ -123,7 +124,8 @@ WORKLOADS = {w.id: w for w in [
     Workload("W3", "wide", (784, 512, 512, 10), ("relu", "relu", "softmax"), "ce", 256),
     Workload("W4", "deep", (32,) + (64,) * 20 + (8,), ("tanh",) * 20 + ("identity",), "mse", 32),
 ]}
-PEERS = {"torch": "torch", "jax": "jax", "autograd": "autograd", "jax floor": "jax"}  # impl -> import
+PEERS = {"torch": "torch", "jax": "jax", "autograd": "autograd",   # impl -> import name
+         "torch floor": "torch", "jax floor": "jax"}
 RTOL = {"float64": 1e-6, "float32": 1e-3}
 
 
@@ -275,6 +277,25 @@ def build_jax(wl, mod, params, X, Y):
     return step, _per_layer_result(step)
 
 
+def build_torch_floor(wl, mod, params, X, Y):
+    """The floor's GEMMs in PyTorch: its BLAS (MKL) against NumPy's (OpenBLAS, the floor)."""
+    import torch
+    W, A, D = ([torch.from_numpy(x) for x in group] for group in _floor_operands(wl, params, X))
+    L, B = wl.depth, len(X)
+    Z = [torch.empty(B, n, dtype=A[0].dtype) for n in wl.sizes[1:]]
+    gW = [torch.empty_like(w) for w in W]
+    Dp = [torch.empty(B, n, dtype=A[0].dtype) for n in wl.sizes[:-1]]
+
+    def step():
+        for l in range(L):
+            torch.matmul(A[l], W[l].T, out=Z[l])
+        for l in range(L - 1, -1, -1):
+            torch.matmul(D[l].T, A[l], out=gW[l])
+            if l:
+                torch.matmul(D[l], W[l], out=Dp[l])
+    return step, None
+
+
 def build_jax_floor(wl, mod, params, X, Y):
     """The floor's GEMMs under jax.jit: XLA's GEMMs against OpenBLAS's (the floor). Where
     JAX's whole step beats the generated one, this says whether its GEMMs alone do."""
@@ -317,7 +338,7 @@ def build_autograd(wl, mod, params, X, Y):
 
 IMPLS = {"generated": build_generated, "floor": build_floor, "hand": build_hand,
          "torch": build_torch, "jax": build_jax, "autograd": build_autograd,
-         "jax floor": build_jax_floor}
+         "torch floor": build_torch_floor, "jax floor": build_jax_floor}
 
 
 # ---------------------------------------------------------------- inputs and checks
@@ -486,28 +507,29 @@ def print_cell(cell):
     if cell.get("noisy"):
         print(f"  (noisy: median > 1.5 x min, or descheduled, for {', '.join(cell['noisy'])};"
               " trust the ratios more than the times)")
-    print(f"  {'impl':<10} {'median ms':>10} {'min ms':>10} {'gen/impl':>9} {'cores':>6}"
+    print(f"  {'impl':<11} {'median ms':>10} {'min ms':>10} {'gen/impl':>9} {'cores':>6}"
           f" {'rounds x calls':>15}")
     for impl, r in cell["impls"].items():
-        print(f"  {impl:<10} {r['median_ms']:>10.4f} {r['min_ms']:>10.4f} "
+        print(f"  {impl:<11} {r['median_ms']:>10.4f} {r['min_ms']:>10.4f} "
               f"{r['gen_over_impl']:>9.2f} {r['cores_used']:>6.2f} "
               f"{r['rounds']:>8} x {r['calls_per_round']:<5}")
     for impl, why in cell["skipped"].items():
-        print(f"  {impl:<10} skipped: {why}")
+        print(f"  {impl:<11} skipped: {why}")
 
 
 def print_summary(cells):
-    cols = [c for c in ["floor", "hand", "torch", "jax", "autograd", "jax floor"]
+    cols = [c for c in ["floor", "hand", "torch", "jax", "autograd", "torch floor", "jax floor"]
             if any(c in cell["impls"] for cell in cells)]
     print("\nSummary: generated / impl (median of per-round ratios; < 1 means generated is faster;"
           " * noisy cell)")
     print(f"  {'workload':<10} {'dtype':<8} {'thr':>3} {'gen ms':>9} " +
-          " ".join(f"{c:>9}" for c in cols))
+          " ".join(f"{c:>{max(9, len(c))}}" for c in cols))
     for cell in cells:
         r = cell["impls"]
         if "generated" not in r:
             continue
-        vals = " ".join(f"{r[c]['gen_over_impl']:>9.2f}" if c in r else f"{'-':>9}" for c in cols)
+        vals = " ".join(f"{r[c]['gen_over_impl']:>{max(9, len(c))}.2f}" if c in r
+                        else f"{'-':>{max(9, len(c))}}" for c in cols)
         print(f"  {cell['workload'] + ' ' + cell['name']:<10} {cell['dtype']:<8} "
               f"{cell['threads']:>3} {r['generated']['median_ms']:>9.4f} {vals}"
               f"{' *' if cell.get('noisy') else ''}")
