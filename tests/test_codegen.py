@@ -469,6 +469,23 @@ def test_the_quick_check_follows_params_and_out_that_swap_roles(modules):
     assert module.loss_and_grad(G, X, Y, out=P)[1] is P  # and back, checked anew
 
 
+def test_x_that_is_one_of_outs_arrays_is_refused(tmp_path):
+    """X is read until the last gradient: an out array that is X would overwrite it first."""
+    module = build("6-6:tanh-6:tanh-2:identity", "mse", tmp_path)
+    params = random_params(module, 0)
+    rng = np.random.default_rng(0)
+    out = {k: np.empty_like(v) for k, v in params.items()}
+    X, Y = rng.normal(size=(6, 6)), rng.normal(size=(6, 2))
+    module.loss_and_grad(params, X, Y, out=out)  # the quick path trusts out from here on
+    alias = out["W2"]  # (6, 6), like X: written before dW1 = D1.T @ X reads X
+    alias[...] = X
+    cache = module.forward(params, X)[1] | {"A0": alias}
+    for call in (lambda: module.loss_and_grad(params, alias, Y, out=out),
+                 lambda: module.backward(params, cache, Y, out=out)):
+        with pytest.raises(ValueError, match="X"):
+            call()
+
+
 def test_targets_may_be_the_inputs(tmp_path):
     module = build("4-3:tanh-4:identity", "mse", tmp_path)
     params = random_params(module, 0)
