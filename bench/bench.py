@@ -177,23 +177,28 @@ def _floor_operands(wl, params, X):
     return W, A, D
 
 
-def build_floor(wl, mod, params, X, Y):
-    """Only the unavoidable GEMMs: A@W.T per layer, D.T@A per layer, D@W above layer 1."""
-    W, A, D = _floor_operands(wl, params, X)
-    L, B = wl.depth, len(X)
+def _floor_step(wl, W, A, D, matmul, empty):
+    """The floor's step over (W, A, D) with one library's matmul(a, b, out=) and empty(*shape)."""
+    L, B = wl.depth, len(A[0])
     WT = [w.T for w in W]
-    Z = [np.empty((B, n), X.dtype) for n in wl.sizes[1:]]
-    gW = [np.empty_like(w) for w in W]
-    Dp = [np.empty((B, n), X.dtype) for n in wl.sizes[:-1]]
+    Z = [empty(B, n) for n in wl.sizes[1:]]
+    gW = [empty(*w.shape) for w in W]
+    Dp = [empty(B, n) for n in wl.sizes[:-1]]
 
     def step():
         for l in range(L):
-            np.matmul(A[l], WT[l], out=Z[l])
+            matmul(A[l], WT[l], out=Z[l])
         for l in range(L - 1, -1, -1):
-            np.matmul(D[l].T, A[l], out=gW[l])
+            matmul(D[l].T, A[l], out=gW[l])
             if l:
-                np.matmul(D[l], W[l], out=Dp[l])
-    return step, None
+                matmul(D[l], W[l], out=Dp[l])
+    return step
+
+
+def build_floor(wl, mod, params, X, Y):
+    """Only the unavoidable GEMMs: A@W.T per layer, D.T@A per layer, D@W above layer 1."""
+    W, A, D = _floor_operands(wl, params, X)
+    return _floor_step(wl, W, A, D, np.matmul, lambda *shape: np.empty(shape, X.dtype)), None
 
 
 def build_torch(wl, mod, params, X, Y):
@@ -281,19 +286,8 @@ def build_torch_floor(wl, mod, params, X, Y):
     """The floor's GEMMs in PyTorch: its BLAS (MKL) against NumPy's (OpenBLAS, the floor)."""
     import torch
     W, A, D = ([torch.from_numpy(x) for x in group] for group in _floor_operands(wl, params, X))
-    L, B = wl.depth, len(X)
-    Z = [torch.empty(B, n, dtype=A[0].dtype) for n in wl.sizes[1:]]
-    gW = [torch.empty_like(w) for w in W]
-    Dp = [torch.empty(B, n, dtype=A[0].dtype) for n in wl.sizes[:-1]]
-
-    def step():
-        for l in range(L):
-            torch.matmul(A[l], W[l].T, out=Z[l])
-        for l in range(L - 1, -1, -1):
-            torch.matmul(D[l].T, A[l], out=gW[l])
-            if l:
-                torch.matmul(D[l], W[l], out=Dp[l])
-    return step, None
+    empty = lambda *shape: torch.empty(shape, dtype=A[0].dtype)   # noqa: E731
+    return _floor_step(wl, W, A, D, torch.matmul, empty), None
 
 
 def build_jax_floor(wl, mod, params, X, Y):
