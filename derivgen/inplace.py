@@ -119,8 +119,8 @@ class Emitter:
             self._product(e, target)
         elif e.is_Pow:
             self._power(e, target)
-        elif extremum(e) is not None:
-            function, first, second = extremum(e)
+        elif (pair := extremum(e)) is not None:
+            function, first, second = pair
             self.call(function, [self._argument(first, target), self.operand(second)], target)
         elif isinstance(e, sp.Piecewise):
             self._indicator(e, target)
